@@ -1,0 +1,1 @@
+"""Real datasets through tensorflow-datasets, offline when the raw files are at hand."""

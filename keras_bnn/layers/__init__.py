@@ -1,0 +1,1 @@
+"""Binary Keras layers that extend larq's."""
