@@ -1,1 +1,39 @@
-"""Real datasets through tensorflow-datasets, offline when the raw files are at hand."""
+"""Real datasets as `tf.data.Dataset`, built by tensorflow-datasets' own builders from local raw files.
+
+Known datasets: `mnist`, `fashion_mnist`, `tiny_shakespeare` (tfds builders) and `sst2` (GLUE SST-2, a
+tfds builder defined in `keras_bnn.datasets.sst2`). Raw files are read from `raw_data_dir()/<name>/`
+(`$KERAS_BNN_RAW_DATA`, else `<repository root>/../shared/datasets`); prepared data goes to `data_dir`,
+else `$KERAS_BNN_DATA_DIR`, else tfds's default. Nothing is downloaded unless `allow_download=True`.
+
+Example:
+    >>> import keras_bnn
+    >>> dataset = keras_bnn.datasets.load("fashion_mnist", "test", data_dir="/tmp/keras_bnn_doc_data")
+    >>> [int(label) for _, label in dataset.take(3)]
+    [2, 1, 2]
+"""
+
+from keras_bnn.datasets._loader import (
+    DATA_DIR_VARIABLE,
+    RAW_DATA_VARIABLE,
+    DatasetSpec,
+    available,
+    info,
+    load,
+    prepare,
+    prepared_data_dir,
+    raw_data_dir,
+)
+from keras_bnn.datasets.sst2 import Sst2
+
+__all__ = [
+    "DATA_DIR_VARIABLE",
+    "RAW_DATA_VARIABLE",
+    "DatasetSpec",
+    "Sst2",
+    "available",
+    "info",
+    "load",
+    "prepare",
+    "prepared_data_dir",
+    "raw_data_dir",
+]

@@ -1,1 +1,11 @@
-"""Binary Keras layers that extend larq's."""
+"""Binary Keras layers that extend larq's.
+
+Every layer here is a real Keras layer (compile/fit, get_config/from_config, save/load in .keras, .h5 and
+SavedModel), registered for serialization as ``keras_bnn>ClassName``, counted by ``larq.models.summary``
+and mixable with ``larq.layers``.
+"""
+
+from keras_bnn.layers.birealnet import BiRealConv2D
+from keras_bnn.layers.xnornet import XNORConv2D
+
+__all__ = ["BiRealConv2D", "XNORConv2D"]

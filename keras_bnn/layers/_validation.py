@@ -1,0 +1,44 @@
+"""Input checks shared by keras_bnn layers: clear errors that name the bad value."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import tensorflow as tf
+
+
+def check_input_rank(layer_name: str, input_shape: tf.TensorShape, rank: int, meaning: str) -> None:
+    """Raise ValueError unless `input_shape` has exactly `rank` dimensions.
+
+    Args:
+        layer_name: Name of the layer, for the message.
+        input_shape: Shape the layer is built with.
+        rank: Expected number of dimensions, batch included.
+        meaning: What the dimensions are, e.g. "(batch, height, width, channels)".
+    """
+    input_shape = tf.TensorShape(input_shape)
+    if input_shape.rank != rank:
+        raise ValueError(
+            f"Layer {layer_name!r} expects inputs of rank {rank} {meaning}, "
+            f"but got shape {input_shape} (rank {input_shape.rank})."
+        )
+
+
+def check_kernel_fits(
+    layer_name: str,
+    spatial_shape: Sequence[int | None],
+    kernel_size: Sequence[int],
+    dilation_rate: Sequence[int],
+    padding: str,
+) -> None:
+    """Raise ValueError when a VALID-padded kernel is larger than the input it slides over."""
+    if padding != "valid":
+        return
+    for size, kernel, dilation in zip(spatial_shape, kernel_size, dilation_rate):
+        effective = (kernel - 1) * dilation + 1
+        if size is not None and effective > size:
+            raise ValueError(
+                f"Layer {layer_name!r}: kernel_size {tuple(kernel_size)} (dilation {tuple(dilation_rate)}) "
+                f"does not fit the spatial input shape {tuple(spatial_shape)} with padding='valid'. "
+                "Use a smaller kernel or padding='same'."
+            )

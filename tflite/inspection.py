@@ -1,0 +1,428 @@
+"""Inspect a TFLite / Larq Compute Engine flatbuffer: op table, MACs by kind, and size against the ideal.
+
+The flatbuffer is read with TFLite's own generated schema module, not through Keras, so the report describes
+what the converter actually produced.
+
+MAC categories:
+    * ``bitpacked``: binary MACs inside LCE's bitpacked kernels (``LceBconv2d``).
+    * ``unpacked_binary``: binary weight x binary activation MACs left in float/int8 ops: a ``CONV_2D``,
+      ``DEPTHWISE_CONV_2D``, ``FULLY_CONNECTED`` or ``BATCH_MATMUL`` whose activation comes from
+      ``LceDequantize`` (possibly through layout-only ops such as ``RESHAPE``) and whose constant weight is
+      ``+-c`` per output channel.
+    * ``activation_binary``: ``BATCH_MATMUL`` of two +-1 activations (both from ``LceDequantize``); no bitpacked
+      kernel exists for these.
+    * ``other``: every other MAC (float or int8).
+
+MACs of WHILE cond/body subgraphs (and subgraphs called from them) are for one iteration; totals add every
+subgraph once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from keras_bnn._compat import tflite_schema
+
+__all__ = ["ConversionReport", "OpMacs", "SubgraphReport", "inspect"]
+
+CATEGORIES = ("bitpacked", "unpacked_binary", "activation_binary", "other")
+# Ops that only move +-1 values around, so a tensor they produce from LceDequantize is still binary.
+_LAYOUT_OPS = frozenset({"RESHAPE", "TRANSPOSE", "SQUEEZE", "EXPAND_DIMS"})
+_BITPACK_WIDTH = 32  # LCE packs channels into int32 words
+_NUMPY_TYPES = {"FLOAT32": np.float32, "FLOAT16": np.float16, "FLOAT64": np.float64, "INT8": np.int8,
+                "UINT8": np.uint8, "INT16": np.int16, "INT32": np.int32, "INT64": np.int64}
+
+
+@dataclass(frozen=True)
+class OpMacs:
+    """MACs of one operator (for WHILE bodies: per iteration)."""
+
+    subgraph: int
+    index: int
+    op_type: str
+    macs: int
+    category: str  # one of CATEGORIES
+
+
+@dataclass(frozen=True)
+class SubgraphReport:
+    """One subgraph: its role, op counts and MACs by category.
+
+    ``role`` is ``main`` (subgraph 0), ``while_cond``, ``while_body``, ``if_then``, ``if_else``, ``call_once``
+    or ``unreferenced``. ``per_iteration`` is True for loop subgraphs and anything they call.
+    """
+
+    index: int
+    name: str
+    role: str
+    per_iteration: bool
+    op_counts: dict[str, int]
+    macs: dict[str, int]
+
+    @property
+    def label(self) -> str:
+        return f"{self.index} ({self.role})"
+
+
+@dataclass(frozen=True)
+class ConversionReport:
+    """What a flatbuffer contains, from :func:`inspect`.
+
+    Size identity: ``flatbuffer_bytes == ideal_bytes + structure_bytes + non_tensor_buffer_bytes
+    + unpacked_binary_excess_bytes + bitpack_padding_bytes``.
+
+    Attributes:
+        op_counts: ops per type over all subgraphs (builtin names; custom ops by custom code).
+        ops_by_subgraph: the same per subgraph, keyed by ``"<index> (<role>)"``.
+        subgraphs: per-subgraph details (role, op counts, MACs).
+        op_macs: every op with a MAC count.
+        macs: MACs per category (see module docstring), every subgraph counted once.
+        bitpacked_share: bitpacked / (bitpacked + unpacked_binary) MACs; None when there is no binary weight x
+            binary activation MAC at all.
+        flatbuffer_bytes: size of the flatbuffer.
+        ideal_bytes: 1 bit per binary weight (rounded up per tensor; plus a float32 scale per output channel for
+            an unpacked binary tensor whose scales are not all 1) + every other constant tensor as stored.
+        binary_weights: number of binary weights (packed or not).
+        structure_bytes: flatbuffer tables, tensor names, shapes, quantization parameters (size - all buffers).
+        non_tensor_buffer_bytes: buffers no tensor uses (metadata such as ``min_runtime_version``).
+        unpacked_binary_excess_bytes: bytes binary weights take beyond their ideal because they are stored at
+            float/int8 width.
+        bitpack_padding_bytes: bytes of padding bits, from rounding packed input channels up to 32.
+        notes: caveats found while inspecting (for example dynamic shapes).
+        not_bitpacked: binary Keras layers the converter could not bitpack (filled by the converter).
+    """
+
+    op_counts: dict[str, int]
+    ops_by_subgraph: dict[str, dict[str, int]]
+    subgraphs: tuple[SubgraphReport, ...]
+    op_macs: tuple[OpMacs, ...]
+    macs: dict[str, int]
+    bitpacked_share: float | None
+    flatbuffer_bytes: int
+    ideal_bytes: int
+    binary_weights: int
+    structure_bytes: int
+    non_tensor_buffer_bytes: int
+    unpacked_binary_excess_bytes: int
+    bitpack_padding_bytes: int
+    notes: tuple[str, ...] = ()
+    not_bitpacked: tuple[str, ...] = ()
+
+    @property
+    def size_ratio(self) -> float:
+        """Flatbuffer size / ideal size."""
+        return self.flatbuffer_bytes / self.ideal_bytes if self.ideal_bytes else float("inf")
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable dict of every field plus ``size_ratio``."""
+        result = dataclasses.asdict(self)
+        result["size_ratio"] = self.size_ratio
+        return result
+
+    def __str__(self) -> str:
+        lines = [f"Flatbuffer: {self.flatbuffer_bytes:,} bytes; ideal {self.ideal_bytes:,} bytes "
+                 f"(ratio {self.size_ratio:.2f}; {self.binary_weights:,} binary weights at 1 bit)",
+                 "  extra bytes:",
+                 f"    {'flatbuffer structure (tables, names, shapes, quantization)':<62}{self.structure_bytes:>12,}",
+                 f"    {'non-tensor buffers (metadata)':<62}{self.non_tensor_buffer_bytes:>12,}",
+                 f"    {'binary weights stored unpacked (float/int8, not 1 bit)':<62}"
+                 f"{self.unpacked_binary_excess_bytes:>12,}",
+                 f"    {'bitpacking padding (input channels rounded up to 32)':<62}{self.bitpack_padding_bytes:>12,}"]
+        for sub in self.subgraphs:
+            suffix = ", MACs per iteration" if sub.per_iteration else ""
+            lines.append(f"Subgraph {sub.label} {sub.name!r}{suffix}")
+            lines.extend(f"    {name:<40}{count:>8}" for name, count in sorted(sub.op_counts.items()))
+        lines.append("MACs (WHILE subgraphs counted for one iteration):")
+        lines.extend(f"    {name:<40}{self.macs[name]:>16,}" for name in CATEGORIES)
+        share = "no binary MACs" if self.bitpacked_share is None else f"{self.bitpacked_share:.2%}"
+        lines.append(f"Bitpacked share of binary MACs: {share}")
+        if self.macs["activation_binary"]:
+            lines.append("  (activation x activation binary MACs have no bitpacked kernel and are not in the share)")
+        lines.extend(f"Note: {note}" for note in self.notes)
+        if self.not_bitpacked:
+            lines.append("Binary layers not bitpacked: " + ", ".join(self.not_bitpacked))
+        return "\n".join(lines)
+
+
+def _read_bytes(flatbuffer: bytes | bytearray | memoryview | str | os.PathLike) -> bytes:
+    """The flatbuffer's bytes, from bytes or a path; ValueError unless it carries the "TFL3" identifier."""
+    if isinstance(flatbuffer, (bytes, bytearray, memoryview)):
+        data, origin = bytes(flatbuffer), "the given bytes"
+    elif isinstance(flatbuffer, (str, os.PathLike)):
+        with open(flatbuffer, "rb") as file:
+            data, origin = file.read(), f"file {os.fspath(flatbuffer)!r}"
+    else:
+        raise TypeError(f"flatbuffer must be bytes or a path, got {type(flatbuffer).__name__}")
+    if len(data) < 8 or data[4:8] != b"TFL3":
+        raise ValueError(f"{origin} is not a TFLite flatbuffer: the file identifier at bytes 4..8 is "
+                         f"{data[4:8]!r}, expected b'TFL3' ({len(data)} bytes)")
+    return data
+
+
+class _Graph:
+    """Unpacked model plus lookups shared by the analyses."""
+
+    def __init__(self, data: bytes):
+        schema = tflite_schema()
+        try:
+            self.model = schema.ModelT.InitFromPackedBuf(data, 0)
+        except Exception as error:  # a corrupt body behind a valid identifier
+            raise ValueError(f"could not parse the TFLite flatbuffer ({len(data)} bytes): {error}") from error
+        self.data = data
+        self.schema = schema
+        self.builtin_names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+        self.type_names = {v: k for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
+        self.notes: list[str] = []
+
+    def op_type(self, op) -> str:
+        code = self.model.operatorCodes[op.opcodeIndex]
+        builtin = max(code.builtinCode, code.deprecatedBuiltinCode)
+        name = self.builtin_names.get(builtin, f"BUILTIN_{builtin}")
+        if name == "CUSTOM":
+            custom = code.customCode
+            return custom.decode() if isinstance(custom, bytes) else str(custom)
+        return name
+
+    def buffer_bytes(self, index: int) -> np.ndarray | None:
+        buffer = self.model.buffers[index]
+        if buffer.offset > 1:  # large models keep buffers after the flatbuffer
+            return np.frombuffer(self.data, np.uint8, int(buffer.size), int(buffer.offset))
+        if buffer.data is None or len(buffer.data) == 0:
+            return None
+        return np.asarray(buffer.data, np.uint8)
+
+    def custom_options(self, op) -> dict[str, Any]:
+        from flatbuffers import flexbuffers
+
+        raw = op.customOptions
+        if (raw is None or len(raw) == 0) and op.largeCustomOptionsSize:
+            start = int(op.largeCustomOptionsOffset)
+            raw = self.data[start:start + int(op.largeCustomOptionsSize)]
+        if raw is None or len(raw) == 0:
+            return {}
+        return flexbuffers.GetRoot(bytes(bytearray(raw))).AsMap.Value
+
+
+def _subgraph_roles(graph: _Graph) -> list[tuple[str, bool]]:
+    """(role, per_iteration) of every subgraph, following WHILE/IF/CALL_ONCE from subgraph 0."""
+    subgraphs = graph.model.subgraphs
+    roles: list[tuple[str, bool] | None] = [None] * len(subgraphs)
+    roles[0] = ("main", False)
+    pending = [0]
+    while pending:
+        caller = pending.pop()
+        in_loop = roles[caller][1]
+        for op in subgraphs[caller].operators:
+            options, kind = op.builtinOptions, graph.op_type(op)
+            callees = []
+            if kind == "WHILE":
+                callees = [(options.condSubgraphIndex, "while_cond", True),
+                           (options.bodySubgraphIndex, "while_body", True)]
+            elif kind == "IF":
+                callees = [(options.thenSubgraphIndex, "if_then", in_loop),
+                           (options.elseSubgraphIndex, "if_else", in_loop)]
+            elif kind == "CALL_ONCE":
+                callees = [(options.initSubgraphIndex, "call_once", in_loop)]
+            for index, role, per_iteration in callees:
+                if roles[index] is None:
+                    roles[index] = (role, per_iteration or in_loop)
+                    pending.append(index)
+    return [role or ("unreferenced", False) for role in roles]
+
+
+class _SubgraphAnalysis:
+    """MACs and binary weights of one subgraph."""
+
+    def __init__(self, graph: _Graph, index: int):
+        self.graph, self.index = graph, index
+        self.subgraph = graph.model.subgraphs[index]
+        self.producers = {out: op for op in self.subgraph.operators for out in op.outputs}
+        # buffer index -> ("packed" | "unpacked", ideal bytes, padding bytes, n binary weights)
+        self.binary_buffers: dict[int, tuple[str, int, int, int]] = {}
+
+    def tensor(self, index: int):
+        return self.subgraph.tensors[index]
+
+    def shape(self, index: int) -> list[int]:
+        tensor = self.tensor(index)
+        signature = tensor.shapeSignature
+        if signature is not None and any(dim < 0 for dim in signature):
+            self.graph.notes.append(f"tensor {tensor.name!r} of subgraph {self.index} has a dynamic shape "
+                                    f"{list(signature)}; MACs count its unknown dimensions as 1")
+        return [int(dim) for dim in (tensor.shape if tensor.shape is not None else [])]
+
+    def is_binary_activation(self, index: int) -> bool:
+        op = self.producers.get(index)
+        while op is not None and self.graph.op_type(op) in _LAYOUT_OPS:
+            op = self.producers.get(op.inputs[0])
+        return op is not None and self.graph.op_type(op) == "LceDequantize"
+
+    def constant(self, index: int) -> tuple[np.ndarray, Any, int] | None:
+        """(values, quantization, buffer index) of a constant tensor, looking through one DEQUANTIZE op."""
+        producer = self.producers.get(index)
+        if producer is not None and self.graph.op_type(producer) == "DEQUANTIZE":
+            index = producer.inputs[0]
+        tensor = self.tensor(index)
+        raw = self.graph.buffer_bytes(tensor.buffer) if tensor.buffer else None
+        dtype = _NUMPY_TYPES.get(self.graph.type_names.get(tensor.type, ""))
+        if raw is None or dtype is None:
+            return None
+        values = raw.view(dtype).reshape([int(d) for d in tensor.shape])
+        return values, tensor.quantization, tensor.buffer
+
+    def binary_weight(self, index: int, channel_axis: int) -> bool:
+        """Whether a constant is +-c per output channel; records its ideal size if so."""
+        found = self.constant(index)
+        if found is None or found[0].ndim < 2:
+            return False
+        values, quantization, buffer = found
+        values = np.moveaxis(values.astype(np.float64), channel_axis, 0).reshape(values.shape[channel_axis], -1)
+        zero_point = getattr(quantization, "zeroPoint", None)
+        if zero_point is not None and len(zero_point) in (1, values.shape[0]):
+            values = values - np.asarray(zero_point, np.float64).reshape(-1, 1)
+        magnitude = np.abs(values)
+        if values.shape[1] < 2 or not np.all(magnitude == magnitude[:, :1]) or not np.all(magnitude[:, 0] > 0):
+            return False
+        count = values.size
+        is_float = self.graph.type_names.get(self.tensor(index).type, "").startswith(("FLOAT", "BFLOAT"))
+        scales = 4 * values.shape[0] if is_float and not np.all(magnitude == 1) else 0
+        self.binary_buffers.setdefault(buffer, ("unpacked", -(-count // 8) + scales, 0, count))
+        return True
+
+    def op_macs(self, op_index: int, op) -> OpMacs | None:
+        kind = self.graph.op_type(op)
+        if kind == "LceBconv2d":
+            return self._bconv_macs(op_index, op)
+        if kind not in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "BATCH_MATMUL"):
+            return None
+        out = self.shape(op.outputs[0])
+        if kind == "BATCH_MATMUL":  # [..., M, K] x [..., K, N] -> [..., M, N] (before adjX/adjY)
+            left, right = op.inputs[0], op.inputs[1]
+            adj_x = bool(op.builtinOptions is not None and op.builtinOptions.adjX)
+            adj_y = bool(op.builtinOptions is not None and op.builtinOptions.adjY)
+            macs = int(np.prod(out)) * self.shape(left)[-2 if adj_x else -1]
+            left_binary, right_binary = self.is_binary_activation(left), self.is_binary_activation(right)
+            # a constant operand's output channels: M of the left one, N of the right one
+            left_weight = self.binary_weight(left, -1 if adj_x else -2)
+            right_weight = self.binary_weight(right, -2 if adj_y else -1)
+            if left_binary and right_binary:
+                category = "activation_binary"
+            elif (left_binary and right_weight) or (right_binary and left_weight):
+                category = "unpacked_binary"
+            else:
+                category = "other"
+            return OpMacs(self.index, op_index, kind, macs, category)
+        weights_shape = self.shape(op.inputs[1])
+        if kind == "CONV_2D":  # filter [out, kh, kw, in / groups]
+            macs, channel_axis = int(np.prod(out)) * int(np.prod(weights_shape[1:])), 0
+        elif kind == "DEPTHWISE_CONV_2D":  # filter [1, kh, kw, out]
+            macs, channel_axis = int(np.prod(out)) * weights_shape[1] * weights_shape[2], 3
+        else:  # FULLY_CONNECTED, weights [units, depth]
+            macs, channel_axis = int(np.prod(out)) * weights_shape[1], 0
+        binary_weight = self.binary_weight(op.inputs[1], channel_axis)  # also records binary weights
+        category = "unpacked_binary" if binary_weight and self.is_binary_activation(op.inputs[0]) else "other"
+        return OpMacs(self.index, op_index, kind, macs, category)
+
+    def _bconv_macs(self, op_index: int, op) -> OpMacs:
+        options = self.graph.custom_options(op)
+        if "channels_in" not in options:
+            raise ValueError(f"LceBconv2d op {op_index} of subgraph {self.index} has no 'channels_in' option")
+        channels_in = int(options["channels_in"])
+        channels_out, height, width, packed = self.shape(op.inputs[1])
+        groups = -(-channels_in // _BITPACK_WIDTH) // packed  # as LCE's kernel infers it
+        group_size = channels_in // groups
+        out = self.shape(op.outputs[0])
+        macs = out[0] * out[1] * out[2] * channels_out * height * width * group_size
+        count = channels_out * height * width * group_size
+        stored = channels_out * height * width * packed * _BITPACK_WIDTH // 8
+        ideal = -(-count // 8)
+        self.binary_buffers.setdefault(self.tensor(op.inputs[1]).buffer, ("packed", ideal, stored - ideal, count))
+        return OpMacs(self.index, op_index, "LceBconv2d", macs, "bitpacked")
+
+
+def inspect(flatbuffer: bytes | str | os.PathLike) -> ConversionReport:
+    """Report the ops, MACs and size of a TFLite / LCE flatbuffer.
+
+    Args:
+        flatbuffer: the flatbuffer's bytes, or the path of a ``.tflite`` file.
+
+    Returns:
+        A :class:`ConversionReport`; ``print`` it for a table, ``to_dict()`` for JSON.
+
+    Raises:
+        ValueError: the input is not a TFLite flatbuffer (no ``TFL3`` identifier, or unparsable).
+        TypeError: the input is neither bytes nor a path.
+
+    Example:
+        >>> import keras_bnn, larq as lq, tensorflow as tf, larq_compute_engine as lce
+        >>> from keras_bnn.tflite.inspection import inspect
+        >>> inputs = tf.keras.Input(batch_size=1, shape=(8, 8, 32))
+        >>> binary = dict(input_quantizer="ste_sign", kernel_quantizer="ste_sign", use_bias=False)
+        >>> outputs = lq.layers.QuantConv2D(64, 3, **binary)(inputs)
+        >>> report = inspect(lce.convert_keras_model(tf.keras.Model(inputs, outputs)))
+        >>> report.macs["bitpacked"] == 6 * 6 * 64 * 3 * 3 * 32, report.op_counts["LceBconv2d"]
+        (True, 1)
+    """
+    data = _read_bytes(flatbuffer)
+    graph = _Graph(data)
+    model = graph.model
+    roles = _subgraph_roles(graph)
+    subgraph_reports, op_macs = [], []
+    binary_buffers: dict[int, tuple[str, int, int, int]] = {}
+    for index, subgraph in enumerate(model.subgraphs):
+        analysis = _SubgraphAnalysis(graph, index)
+        counts: Counter[str] = Counter()
+        macs = dict.fromkeys(CATEGORIES, 0)
+        for op_index, op in enumerate(subgraph.operators):
+            counts[graph.op_type(op)] += 1
+            record = analysis.op_macs(op_index, op)
+            if record is not None:
+                op_macs.append(record)
+                macs[record.category] += record.macs
+        for buffer, info in analysis.binary_buffers.items():
+            binary_buffers.setdefault(buffer, info)
+        name = subgraph.name.decode() if isinstance(subgraph.name, bytes) else (subgraph.name or "")
+        subgraph_reports.append(SubgraphReport(index, name, roles[index][0], roles[index][1], dict(counts), macs))
+
+    tensor_buffers = {tensor.buffer for sub in model.subgraphs for tensor in sub.tensors if tensor.buffer}
+    buffer_sizes = [0 if (raw := graph.buffer_bytes(i)) is None else len(raw) for i in range(len(model.buffers))]
+    ideal = excess = padding = binary_weights = 0
+    for buffer in tensor_buffers:
+        stored = buffer_sizes[buffer]
+        if buffer in binary_buffers:
+            kind, binary_ideal, pad, count = binary_buffers[buffer]
+            ideal += binary_ideal
+            binary_weights += count
+            if kind == "packed":
+                padding += pad
+            else:
+                excess += stored - binary_ideal
+        else:
+            ideal += stored
+    totals = {name: sum(sub.macs[name] for sub in subgraph_reports) for name in CATEGORIES}
+    binary = totals["bitpacked"] + totals["unpacked_binary"]
+    op_counts: Counter[str] = Counter()
+    for sub in subgraph_reports:
+        op_counts.update(sub.op_counts)
+    return ConversionReport(
+        op_counts=dict(op_counts),
+        ops_by_subgraph={sub.label: sub.op_counts for sub in subgraph_reports},
+        subgraphs=tuple(subgraph_reports),
+        op_macs=tuple(op_macs),
+        macs=totals,
+        bitpacked_share=totals["bitpacked"] / binary if binary else None,
+        flatbuffer_bytes=len(data),
+        ideal_bytes=ideal,
+        binary_weights=binary_weights,
+        structure_bytes=len(data) - sum(buffer_sizes),
+        non_tensor_buffer_bytes=sum(size for i, size in enumerate(buffer_sizes) if i not in tensor_buffers),
+        unpacked_binary_excess_bytes=excess,
+        bitpack_padding_bytes=padding,
+        notes=tuple(dict.fromkeys(graph.notes)),
+    )
