@@ -32,8 +32,10 @@ from keras_bnn._compat import tflite_schema
 __all__ = ["ConversionReport", "OpMacs", "SubgraphReport", "inspect"]
 
 CATEGORIES = ("bitpacked", "unpacked_binary", "activation_binary", "other")
-# Ops that only move +-1 values around, so a tensor they produce from LceDequantize is still binary.
-_LAYOUT_OPS = frozenset({"RESHAPE", "TRANSPOSE", "SQUEEZE", "EXPAND_DIMS"})
+# Ops that only move values around -> their data inputs (None: all); what they make from +-1 stays +-1.
+_LAYOUT_OPS: dict[str, tuple[int, ...] | None] = {
+    "RESHAPE": (0,), "TRANSPOSE": (0,), "SQUEEZE": (0,), "EXPAND_DIMS": (0,), "SLICE": (0,), "STRIDED_SLICE": (0,),
+    "GATHER": (0,), "SPLIT": (1,), "SPLIT_V": (0,), "UNPACK": (0,), "PACK": None, "CONCATENATION": None}
 _BITPACK_WIDTH = 32  # LCE packs channels into int32 words
 _NUMPY_TYPES = {"FLOAT32": np.float32, "FLOAT16": np.float16, "FLOAT64": np.float64, "INT8": np.int8,
                 "UINT8": np.uint8, "INT16": np.int16, "INT32": np.int32, "INT64": np.int64}
@@ -174,8 +176,9 @@ class _Graph:
             self.model = schema.ModelT.InitFromPackedBuf(data, 0)
         except Exception as error:  # a corrupt body behind a valid identifier
             raise ValueError(f"could not parse the TFLite flatbuffer ({len(data)} bytes): {error}") from error
+        if not self.model.subgraphs:
+            raise ValueError(f"the TFLite flatbuffer ({len(data)} bytes) has no subgraph")
         self.data = data
-        self.schema = schema
         self.builtin_names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
         self.type_names = {v: k for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
         self.notes: list[str] = []
@@ -253,15 +256,23 @@ class _SubgraphAnalysis:
         tensor = self.tensor(index)
         signature = tensor.shapeSignature
         if signature is not None and any(dim < 0 for dim in signature):
-            self.graph.notes.append(f"tensor {tensor.name!r} of subgraph {self.index} has a dynamic shape "
+            name = tensor.name.decode(errors="replace") if isinstance(tensor.name, bytes) else tensor.name
+            self.graph.notes.append(f"tensor {name!r} of subgraph {self.index} has a dynamic shape "
                                     f"{list(signature)}; MACs count its unknown dimensions as 1")
         return [int(dim) for dim in (tensor.shape if tensor.shape is not None else [])]
 
     def is_binary_activation(self, index: int) -> bool:
+        """Whether a tensor holds +-1: made by LceDequantize, possibly through layout-only ops."""
         op = self.producers.get(index)
-        while op is not None and self.graph.op_type(op) in _LAYOUT_OPS:
-            op = self.producers.get(op.inputs[0])
-        return op is not None and self.graph.op_type(op) == "LceDequantize"
+        if op is None:
+            return False
+        kind = self.graph.op_type(op)
+        if kind == "LceDequantize":
+            return True
+        if kind not in _LAYOUT_OPS:
+            return False
+        inputs = op.inputs if _LAYOUT_OPS[kind] is None else [op.inputs[i] for i in _LAYOUT_OPS[kind]]
+        return all(self.is_binary_activation(i) for i in inputs)
 
     def constant(self, index: int) -> tuple[np.ndarray, Any, int] | None:
         """(values, quantization, buffer index) of a constant tensor, looking through one DEQUANTIZE op."""
@@ -326,7 +337,12 @@ class _SubgraphAnalysis:
         else:  # FULLY_CONNECTED, weights [units, depth]
             macs, channel_axis = int(np.prod(out)) * weights_shape[1], 0
         binary_weight = self.binary_weight(op.inputs[1], channel_axis)  # also records binary weights
-        category = "unpacked_binary" if binary_weight and self.is_binary_activation(op.inputs[0]) else "other"
+        if self.is_binary_activation(op.inputs[0]) and self.is_binary_activation(op.inputs[1]):
+            category = "activation_binary"  # e.g. a @ b.T of two +-1 activations, lowered to FULLY_CONNECTED
+        elif binary_weight and self.is_binary_activation(op.inputs[0]):
+            category = "unpacked_binary"
+        else:
+            category = "other"
         return OpMacs(self.index, op_index, kind, macs, category)
 
     def _bconv_macs(self, op_index: int, op) -> OpMacs:
@@ -334,6 +350,9 @@ class _SubgraphAnalysis:
         if "channels_in" not in options:
             raise ValueError(f"LceBconv2d op {op_index} of subgraph {self.index} has no 'channels_in' option")
         channels_in = int(options["channels_in"])
+        if self.graph.type_names.get(self.tensor(op.inputs[1]).type) != "INT32":
+            raise ValueError(f"LceBconv2d op {op_index} of subgraph {self.index} has a filter that is not "
+                             "bitpacked into int32 (a flatbuffer from an older LCE?)")
         channels_out, height, width, packed = self.shape(op.inputs[1])
         groups = -(-channels_in // _BITPACK_WIDTH) // packed  # as LCE's kernel infers it
         group_size = channels_in // groups

@@ -1,0 +1,81 @@
+"""Packaging contract: zoo/ and tflite/ import as keras_bnn.zoo / keras_bnn.tflite from a regular and an
+editable install, and the Keras-version guard behaves."""
+
+import os
+import pathlib
+import subprocess
+import sys
+
+import keras_bnn
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+def _clean_env(**extra):
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_USE_LEGACY_KERAS", "PYTHONPATH")}
+    env.update(TF_CPP_MIN_LOG_LEVEL="3", **extra)
+    return env
+
+
+def _run(code, cwd, **env):
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=cwd, env=_clean_env(**env), capture_output=True, text=True, timeout=300
+    )
+
+
+IMPORT_ALL = (
+    "import keras_bnn, keras_bnn.zoo, keras_bnn.tflite, keras_bnn.layers, keras_bnn.datasets\n"
+    "print(keras_bnn.__file__); print(keras_bnn.zoo.__file__); print(keras_bnn.tflite.__file__)"
+)
+
+
+def test_editable_install_maps_zoo_and_tflite(tmp_path):
+    """The development install (make test uses `pip install -e .`) maps the root folders into keras_bnn."""
+    result = _run(IMPORT_ALL, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    package, zoo, tflite = (pathlib.Path(line) for line in result.stdout.split())
+    assert zoo == REPO / "zoo" / "__init__.py"
+    assert tflite == REPO / "tflite" / "__init__.py"
+    assert package == REPO / "keras_bnn" / "__init__.py"
+
+
+def test_regular_install_contains_zoo_and_tflite(tmp_path):
+    target = tmp_path / "site"
+    install = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+         "--target", str(target), str(REPO)],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert install.returncode == 0, install.stderr
+    assert (target / "keras_bnn" / "zoo" / "__init__.py").is_file()
+    assert (target / "keras_bnn" / "tflite" / "__init__.py").is_file()
+    # Run from a folder where neither the repository nor the editable finder can supply the modules first.
+    result = _run(
+        "import sys; sys.path.insert(0, sys.argv[1] if len(sys.argv) > 1 else '')\n" + IMPORT_ALL,
+        cwd=tmp_path,
+        PYTHONPATH=str(target),
+    )
+    assert result.returncode == 0, result.stderr
+    for line in result.stdout.split():
+        assert pathlib.Path(line).is_relative_to(target), line
+
+
+def test_import_sets_legacy_keras_before_tensorflow(tmp_path):
+    result = _run(
+        "import keras_bnn, os, tensorflow as tf\n"
+        "print(os.environ['TF_USE_LEGACY_KERAS'], tf.keras.layers.Layer.__module__.split('.')[0])",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["1", "tf_keras"]
+
+
+def test_keras3_already_imported_gives_actionable_error(tmp_path):
+    result = _run("import tensorflow as tf\ntf.keras.layers.Layer\nimport keras_bnn", cwd=tmp_path)
+    assert result.returncode != 0
+    assert "ImportError" in result.stderr
+    assert "TF_USE_LEGACY_KERAS=1" in result.stderr and "before TensorFlow is first imported" in result.stderr
+
+
+def test_version_is_exposed():
+    assert keras_bnn.__version__.count(".") == 2
