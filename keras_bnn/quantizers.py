@@ -1,8 +1,9 @@
 """Binary quantizers that extend larq's: stochastic, elastic (learned scale/threshold) and learned-threshold sign.
 
 Each quantizer is a larq quantizer (a subclass of larq's quantizer base, so it has `precision = 1` and supports
-larq's `flip_ratio` metric), a serializable Keras layer registered as ``keras_bnn>ClassName``, and is also
-registered under a snake_case alias so that any ``larq.layers.Quant*`` layer accepts it by string name:
+larq's `flip_ratio` metric), a serializable Keras layer registered as ``keras_bnn>ClassName`` (and, like larq's
+quantizers, as ``ClassName``, which .h5 loading looks up), and is also registered under a snake_case alias
+so that any ``larq.layers.Quant*`` layer accepts it by string name:
 
 * ``"stochastic_sign"``: `StochasticSign`, ±1 sampled while training (BinaryConnect/BinaryNet), sign at inference;
 * ``"elastic_sign"``: `ElasticSign`, ±α with a learned scale α > 0 and threshold β (BiT);
@@ -35,7 +36,9 @@ import tensorflow as tf
 
 # larq's private base adds the `flip_ratio` metric and is what `larq.quantizers.get_kernel_quantizer` configures;
 # every built-in larq quantizer derives from it, so ours do too.
-from larq.quantizers import _BaseQuantizer
+from keras_bnn import _compat
+
+_BaseQuantizer = _compat.larq_base_quantizer()
 
 __all__ = ["ElasticSign", "LearnableThresholdSign", "StochasticSign", "get", "known_quantizer_names"]
 
@@ -43,19 +46,28 @@ PACKAGE = "keras_bnn"
 
 
 def _register(alias: str) -> Callable[[type], type]:
-    """Register a class as ``keras_bnn>ClassName`` and under `alias`, refusing to shadow an existing name."""
+    """Register a quantizer class under ``keras_bnn>ClassName``, ``ClassName`` and `alias`.
+
+    ``keras_bnn>ClassName`` is the Keras-serializable name; the plain class name is what larq's quantizer
+    lookup sees when a model is loaded through Keras' legacy deserialization (.h5), as for larq's own
+    quantizers; `alias` is the snake_case name for ``larq.layers.Quant*(input_quantizer=...)``. An existing
+    registration of either short name by another class (e.g. one of larq's) is never overwritten.
+    """
 
     def decorator(cls: type) -> type:
-        existing = tf.keras.utils.get_custom_objects().get(alias)
-        if existing is not None and (existing.__module__, existing.__qualname__) != (
-            cls.__module__,
-            cls.__qualname__,
-        ):
-            raise ValueError(
-                f"Quantizer alias {alias!r} is already registered to {existing!r}; "
-                f"keras_bnn will not shadow it with {cls.__qualname__}."
-            )
+        objects = tf.keras.utils.get_custom_objects()
+        for name in (alias, cls.__name__):
+            existing = objects.get(name)
+            if existing is not None and (existing.__module__, existing.__qualname__) != (
+                cls.__module__,
+                cls.__qualname__,
+            ):
+                raise ValueError(
+                    f"Quantizer name {name!r} is already registered to {existing!r}; "
+                    f"keras_bnn will not shadow it with {cls.__qualname__}."
+                )
         cls = tf.keras.utils.register_keras_serializable(package=PACKAGE)(cls)
+        cls = lq.utils.register_keras_custom_object(cls)
         return lq.utils.register_alias(alias)(cls)
 
     return decorator
@@ -105,7 +117,8 @@ class StochasticSign(_BaseQuantizer):
 
     Raises:
         ValueError: `clip_value` is not positive.
-        TypeError: `clip_value` is not a number or None, or `seed` is not an int or None.
+        TypeError: `clip_value` is not a number or None, `seed` is not an int or None; at call, a
+            non-floating-point input.
 
     Example:
         >>> import keras_bnn
@@ -118,7 +131,8 @@ class StochasticSign(_BaseQuantizer):
         (-1.0, 1.0)
 
     References:
-        - Courbariaux et al., "BinaryConnect", NeurIPS 2015, Eq. (3)-(4), https://arxiv.org/abs/1511.00363
+        - Courbariaux et al., "BinaryConnect", NeurIPS 2015 (stochastic binarization with the hard sigmoid),
+          https://arxiv.org/abs/1511.00363
         - Hubara et al., "Binarized Neural Networks", NeurIPS 2016, https://arxiv.org/abs/1602.02830
     """
 
@@ -172,7 +186,7 @@ def _min_value_constraint(minimum: float) -> Callable[[tf.Tensor], tf.Tensor]:
 class ElasticSign(_BaseQuantizer):
     r"""BiT's elastic binary activation for signed inputs: a learned scale α > 0 and threshold β.
 
-    \[ q(x) = \alpha \cdot \mathrm{sign}\left(\frac{x - \beta}{\alpha}\right) = \alpha \cdot \mathrm{sign}(x - \beta),
+    \[ q(x) = \alpha \cdot \mathrm{sign}(u) = \alpha \cdot \mathrm{sign}(x - \beta),
     \qquad u = \frac{x - \beta}{\alpha} \]
 
     α and β are trainable scalars (weights ``alpha`` and ``beta``, created in `build`). `precision` is 1, but
@@ -206,7 +220,7 @@ class ElasticSign(_BaseQuantizer):
 
     Raises:
         ValueError: `alpha` ≤ 0, `min_alpha` out of range, a non-finite value, or an unknown `alpha_gradient`.
-        TypeError: a non-numeric `alpha`, `beta` or `min_alpha`.
+        TypeError: a non-numeric `alpha`, `beta` or `min_alpha`; at call, a non-floating-point input.
 
     Example:
         >>> import keras_bnn
@@ -302,6 +316,7 @@ class LearnableThresholdSign(_BaseQuantizer):
 
     Raises:
         ValueError: at build, the input has rank 0 or an unknown last dimension.
+        TypeError: at call, the input is not floating point.
 
     Example:
         >>> import keras_bnn
@@ -321,7 +336,9 @@ class LearnableThresholdSign(_BaseQuantizer):
 
     precision = 1
 
-    def __init__(self, beta_initializer: str | dict | tf.keras.initializers.Initializer = "zeros", **kwargs: Any):
+    def __init__(
+        self, beta_initializer: str | dict | tf.keras.initializers.Initializer = "zeros", **kwargs: Any
+    ) -> None:
         self.beta_initializer = tf.keras.initializers.get(beta_initializer)
         super().__init__(**kwargs)
 
