@@ -9,7 +9,7 @@ Example:
     >>> import keras_bnn
     >>> dataset = keras_bnn.datasets.load("fashion_mnist", "test", data_dir="/tmp/keras_bnn_doc_data")
     >>> [int(label) for _, label in dataset.take(3)]
-    [2, 1, 2]
+    [4, 4, 9]
 """
 
 from keras_bnn.datasets._loader import (

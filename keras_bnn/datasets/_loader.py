@@ -191,7 +191,8 @@ def prepare(
        touching the network. Each dataset gets its own download folder, `<data folder>/downloads/<name>`:
        MNIST and Fashion-MNIST have the same file names, and in a shared folder tfds would reuse one's
        extracted files for the other.
-    3. `allow_download=True`: plain tfds preparation, which downloads from the internet.
+    3. Some raw files are missing and `allow_download=True`: the same, but tfds downloads the missing files
+       from their original URLs (and checks them the same way). Not possible for `sst2`.
     4. Otherwise a FileNotFoundError, at once, naming the folder and the missing files.
 
     Args:
@@ -221,24 +222,14 @@ def prepare(
     raw_root = pathlib.Path(raw_dir).expanduser() if raw_dir is not None else raw_data_dir()
     manual_dir = raw_root / name
     missing = [file for file in spec.raw_files if not (manual_dir / file).is_file()]
-    download_dir = pathlib.Path(builder.data_dir_root) / "downloads" / name
-    if not missing:
-        config = tfds.download.DownloadConfig(
-            manual_dir=os.fspath(manual_dir),
-            download_mode=tfds.download.GenerateMode.REUSE_DATASET_IF_EXISTS,
-            try_download_gcs=False,  # Never ask the network for pre-built data.
+    if missing and not (allow_download and spec.downloadable):
+        source = "raw_dir" if raw_dir is not None else (
+            f"${RAW_DATA_VARIABLE}" if os.environ.get(RAW_DATA_VARIABLE) else "the default raw folder"
         )
-        builder.download_and_prepare(download_dir=os.fspath(download_dir), download_config=config)
-    elif allow_download and spec.downloadable:
-        builder.download_and_prepare(download_dir=os.fspath(download_dir))
-    else:
-        source = f"${RAW_DATA_VARIABLE}" if os.environ.get(RAW_DATA_VARIABLE) else "the default raw folder"
-        if raw_dir is not None:
-            source = "raw_dir"
         hint = (
-            " or pass allow_download=True to let tensorflow-datasets download it"
+            ", or pass allow_download=True to let tensorflow-datasets download them"
             if spec.downloadable
-            else " (tensorflow-datasets cannot download this one)"
+            else " (tensorflow-datasets cannot download this dataset)"
         )
         raise FileNotFoundError(
             f"Dataset {name!r} is not prepared in {builder.data_dir_root} and its raw files are missing "
@@ -246,6 +237,16 @@ def prepare(
             f"environment variable {RAW_DATA_VARIABLE} to a folder that holds a {name}/ sub-folder with "
             f"them{hint}."
         )
+    # tfds takes each file from manual_dir when its name matches the builder's registered checksums (and
+    # downloads the others, which only happens when allow_download=True), then checks size and sha256.
+    config = tfds.download.DownloadConfig(
+        manual_dir=os.fspath(manual_dir),
+        download_mode=tfds.download.GenerateMode.REUSE_DATASET_IF_EXISTS,
+        try_download_gcs=False,  # Build from the raw files; never fetch tfds's pre-built copy.
+    )
+    # One download (and extraction) folder per dataset: MNIST and Fashion-MNIST share file names.
+    download_dir = pathlib.Path(builder.data_dir_root) / "downloads" / name
+    builder.download_and_prepare(download_dir=os.fspath(download_dir), download_config=config)
     return builder
 
 
@@ -297,10 +298,11 @@ def load(
             `read_config`).
 
     Returns:
-        The split as a `tf.data.Dataset`.
+        The split as a `tf.data.Dataset` (with `batch_size=-1`, as tfds does: the whole split as tensors).
 
     Raises:
         ValueError: Unknown `name` or split.
+        TypeError: `split` is not a str.
         FileNotFoundError: The data is neither prepared nor in the raw folder, and `allow_download` is False.
 
     Example:
@@ -313,7 +315,11 @@ def load(
     spec = info(name)
     _check_split(spec, split)
     builder = prepare(name, data_dir=data_dir, raw_dir=raw_dir, allow_download=allow_download)
-    if spec.supervised_keys is None:
+    if spec.supervised_keys is None:  # tiny_shakespeare: see `as_supervised` above.
         dataset = builder.as_dataset(split=split, shuffle_files=shuffle_files, **tfds_kwargs)
-        return dataset.map(lambda example: example["text"]) if as_supervised else dataset
+        if not as_supervised:
+            return dataset
+        if isinstance(dataset, tf.data.Dataset):
+            return dataset.map(lambda example: example["text"])
+        return dataset["text"]  # batch_size=-1: tfds returned the whole split as tensors.
     return builder.as_dataset(split=split, as_supervised=as_supervised, shuffle_files=shuffle_files, **tfds_kwargs)

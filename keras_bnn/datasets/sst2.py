@@ -65,7 +65,7 @@ class Sst2(tfds.core.GeneratorBasedBuilder):
     Example:
         >>> import keras_bnn
         >>> from keras_bnn.datasets import load
-        >>> sentence, label = next(iter(load("sst2", "validation")))
+        >>> sentence, label = next(iter(load("sst2", "validation", data_dir="/tmp/keras_bnn_doc_data")))
         >>> int(label) in (0, 1)
         True
     """
