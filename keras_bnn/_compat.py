@@ -50,3 +50,40 @@ def lce_interpreter_class():
     from larq_compute_engine.tflite.python.interpreter import Interpreter
 
     return Interpreter
+
+
+def is_binary_quantizer(quantizer) -> bool:
+    """larq's own test for a binarizing quantizer: `precision == 1`, excluding `NoOp(precision=1)`."""
+    from larq.layers_base import _is_binary
+
+    return bool(_is_binary(quantizer))
+
+
+def direct_sublayers(layer) -> list:
+    """The Keras layers that `layer` tracks directly (one level down, in tracking order)."""
+    return list(layer._flatten_layers(include_self=False, recursive=False))
+
+
+def is_graph_model(model) -> bool:
+    """Whether `model` is a Functional (or built Sequential) Keras model, whose layer graph can be cloned."""
+    return bool(getattr(model, "_is_graph_network", False))
+
+
+def lce_validate_options(**options) -> None:
+    """LCE's own check of converter options (ValueError on a bad target or inference type)."""
+    import inspect
+
+    from larq_compute_engine.mlir.python.converter import _validate_options
+
+    known = inspect.signature(_validate_options).parameters
+    _validate_options(**{name: value for name, value in options.items() if name in known})
+
+
+def larq_base_quantizer() -> type:
+    """larq's private quantizer base class (adds the `flip_ratio` metric that larq's own quantizers support).
+
+    Imported lazily: this module is imported before TensorFlow, so it must not import larq at import time.
+    """
+    from larq.quantizers import _BaseQuantizer
+
+    return _BaseQuantizer

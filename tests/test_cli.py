@@ -1,0 +1,92 @@
+"""The `keras-bnn` command line, in-process through main() and once as the installed console script."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import larq as lq
+import pytest
+import tensorflow as tf
+
+from keras_bnn.cli import main
+
+BINARY = dict(input_quantizer="ste_sign", kernel_quantizer="ste_sign", kernel_constraint="weight_clip")
+
+
+def _save(path: Path, *, depthwise: bool = False) -> Path:
+    inputs = tf.keras.Input((8, 8, 32))
+    x = lq.layers.QuantConv2D(32, 3, padding="same", pad_values=1.0, **BINARY)(inputs)
+    if depthwise:
+        x = lq.layers.QuantDepthwiseConv2D(3, input_quantizer="ste_sign", depthwise_quantizer="ste_sign",
+                                           name="binary_depthwise")(x)
+    x = tf.keras.layers.Flatten()(x)
+    x = lq.layers.QuantDense(10, **BINARY)(x)
+    tf.keras.Model(inputs, x).save(path)
+    return path
+
+
+def test_convert_with_report_then_inspect(tmp_path, capsys):
+    model = _save(tmp_path / "model.keras")
+    output = tmp_path / "model.tflite"
+    assert main(["convert", str(model), "-o", str(output), "--report", "--batch-size", "2", "--strict"]) == 0
+    out = capsys.readouterr().out
+    assert output.read_bytes()[4:8] == b"TFL3"
+    assert "0 binary layer(s) not bitpacked" in out and "LceBconv2d" in out and "FULLY_CONNECTED" not in out
+    assert main(["inspect", str(output)]) == 0
+    out = capsys.readouterr().out
+    assert "LceBconv2d" in out and "Bitpacked share of binary MACs: 100.00%" in out
+
+
+@pytest.mark.filterwarnings("ignore:You are saving your model as an HDF5 file")
+def test_convert_reports_layers_left_in_float(tmp_path, capsys):
+    model = _save(tmp_path / "model.h5", depthwise=True)
+    output = tmp_path / "model.tflite"
+    assert main(["convert", str(model), "-o", str(output), "--report", "--target", "xcore"]) == 0
+    captured = capsys.readouterr()
+    assert "warning: binary layer 'binary_depthwise'" in captured.err
+    assert "Binary layers not bitpacked: binary_depthwise" in captured.out
+    assert main(["convert", str(model), "-o", str(output), "--int8-io"]) == 0
+    assert "the flatbuffer's inputs stay float32" in capsys.readouterr().err
+    assert main(["convert", str(model), "-o", str(output), "--strict"]) == 1
+    error_lines = capsys.readouterr().err.strip().splitlines()
+    assert error_lines[-1].startswith("keras-bnn: error: conversion failed: 1 binary layer(s) cannot be bitpacked")
+    assert "Traceback" not in "\n".join(error_lines)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["convert", "no-such-model.keras", "-o", "out.tflite"], "no such file or directory: 'no-such-model.keras'"),
+    (["convert", "model.keras", "-o", "missing-dir/out.tflite"], "output directory does not exist"),
+    (["convert", "m.keras", "-o", "out.tflite", "--target", "riscv"], "invalid choice: 'riscv'"),
+    (["convert", "m.keras", "-o", "out.tflite", "--batch-size", "0"], "expected a positive integer, got '0'"),
+    (["convert", "m.keras"], "the following arguments are required: -o/--output"),
+    (["inspect", "no-such.tflite"], "no such file: 'no-such.tflite'"),
+    ([], "the following arguments are required: COMMAND"),
+])
+def test_usage_errors_exit_2_with_one_line(argv, message, capsys, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_unreadable_inputs_exit_1(tmp_path, capsys):
+    broken = tmp_path / "broken.keras"
+    broken.write_bytes(b"not a model")
+    assert main(["convert", str(broken), "-o", str(tmp_path / "out.tflite")]) == 1
+    assert capsys.readouterr().err.startswith("keras-bnn: error: cannot load Keras model")
+    assert main(["inspect", str(broken)]) == 1
+    assert capsys.readouterr().err.startswith("keras-bnn: error: cannot inspect")
+
+
+def test_help_documents_every_option(capsys):
+    assert main(["convert", "--help"]) == 0
+    out = capsys.readouterr().out
+    for option in ("MODEL", "--output", "--report", "--strict", "--target", "--int8-io", "--batch-size"):
+        assert option in out
+
+
+def test_console_script_help():
+    script = Path(sys.executable).with_name("keras-bnn")
+    result = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "convert" in result.stdout and "inspect" in result.stdout
