@@ -87,3 +87,12 @@ def larq_base_quantizer() -> type:
     from larq.quantizers import _BaseQuantizer
 
     return _BaseQuantizer
+
+
+def lce_predict_batch(interpreter, batch):
+    """Run one whole batch through an LCE `Interpreter` and return its list of outputs.
+
+    LCE's public `Interpreter.predict` feeds one sample at a time (it adds a batch axis of 1 to each), which fails
+    for a flatbuffer converted with batch size B > 1; its wrapper object takes the full batch.
+    """
+    return interpreter.interpreter.predict([batch])

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from keras_bnn import _compat
 from keras_bnn._compat import lce_interpreter_class
 from keras_bnn.tflite.inspection import _read_bytes
 
@@ -157,7 +158,7 @@ def verify(model: tf.keras.Model, flatbuffer: bytes, x: Any, *, num_threads: int
         lce_input = x.astype(in_type)
 
     def run_lce(chunk: np.ndarray) -> np.ndarray:
-        (out,) = interpreter.interpreter.predict([chunk])  # the raw wrapper takes a full batch
+        (out,) = _compat.lce_predict_batch(interpreter, chunk)
         return np.array(out)
 
     lce_out = _dequantize(_in_chunks(run_lce, lce_input, batch), interpreter.output_scales[0],

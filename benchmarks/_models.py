@@ -1,0 +1,106 @@
+"""Architectures the benchmarks measure, each buildable binary or as its float twin, at a fixed batch size.
+
+LCE fixes the batch dimension at conversion, so every builder takes `batch_size`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import keras_bnn  # noqa: F401  (first: selects tf-keras)
+import larq
+import tensorflow as tf
+
+from keras_bnn.layers import BiRealConv2D, XNORConv2D
+
+
+def _quant(binary: bool, real_input: bool = False) -> dict:
+    if not binary:
+        return dict(input_quantizer=None, kernel_quantizer=None, kernel_constraint=None)
+    return dict(
+        input_quantizer=None if real_input else "ste_sign",
+        kernel_quantizer="ste_sign",
+        kernel_constraint="weight_clip",
+    )
+
+
+def _norm() -> tf.keras.layers.Layer:
+    # momentum 0.9: moving statistics follow the weight flips of the last epoch (see demo.py).
+    return tf.keras.layers.BatchNormalization(momentum=0.9, scale=False)
+
+
+def conv_bnn(batch_size: int | None = None, binary: bool = True) -> tf.keras.Model:
+    """larq's MNIST tutorial layout: 3 binary convs + 2 binary dense layers (the `make demo` model)."""
+    return tf.keras.Sequential(
+        [
+            tf.keras.Input((28, 28, 1), batch_size=batch_size),
+            larq.layers.QuantConv2D(32, 3, use_bias=False, **_quant(binary, real_input=True)),
+            tf.keras.layers.MaxPool2D(2),
+            _norm(),
+            larq.layers.QuantConv2D(64, 3, use_bias=False, **_quant(binary)),
+            tf.keras.layers.MaxPool2D(2),
+            _norm(),
+            larq.layers.QuantConv2D(64, 3, use_bias=False, **_quant(binary)),
+            _norm(),
+            tf.keras.layers.Flatten(),
+            larq.layers.QuantDense(64, use_bias=False, **_quant(binary)),
+            _norm(),
+            larq.layers.QuantDense(10, use_bias=False, **_quant(binary)),
+            _norm(),
+            tf.keras.layers.Activation("softmax"),
+        ],
+        name="conv_bnn",
+    )
+
+
+def binarynet_mlp(batch_size: int | None = None, binary: bool = True) -> tf.keras.Model:
+    """BinaryNet's MNIST MLP 784-2048x3-10 (first layer: real input, binary weights)."""
+    layers = [tf.keras.Input((28, 28, 1), batch_size=batch_size), tf.keras.layers.Flatten()]
+    for index in range(3):
+        layers += [
+            larq.layers.QuantDense(2048, use_bias=False, **_quant(binary, real_input=index == 0)),
+            _norm(),
+        ]
+    layers += [larq.layers.QuantDense(10, use_bias=False, **_quant(binary)), _norm()]
+    return tf.keras.Sequential(layers, name="binarynet_mlp")
+
+
+def bireal_cnn(batch_size: int | None = None, binary: bool = True) -> tf.keras.Model:
+    """A small Bi-Real CNN for 28x28 inputs: real stem, four BiRealConv2D blocks, binary classifier."""
+    quant = {} if binary else dict(input_quantizer=None, kernel_quantizer=None, kernel_constraint=None)
+    inputs = tf.keras.Input((28, 28, 1), batch_size=batch_size)
+    x = tf.keras.layers.Conv2D(64, 3, padding="same", use_bias=False)(inputs)
+    x = _norm()(x)
+    x = BiRealConv2D(64, **quant)(x)
+    x = BiRealConv2D(128, strides=2, **quant)(x)
+    x = BiRealConv2D(128, **quant)(x)
+    x = BiRealConv2D(256, strides=2, **quant)(x)
+    x = tf.keras.layers.GlobalAveragePooling2D()(x)
+    x = larq.layers.QuantDense(10, **_quant(binary))(x)
+    return tf.keras.Model(inputs, tf.keras.layers.Activation("softmax")(x), name="bireal_cnn")
+
+
+def xnor_cnn(batch_size: int | None = None, binary: bool = True) -> tf.keras.Model:
+    """A small XNOR-Net CNN for 28x28 inputs: real stem, XNORConv2D blocks, binary dense head."""
+    quant = {} if binary else dict(input_quantizer=None, kernel_quantizer=None, kernel_constraint=None)
+    inputs = tf.keras.Input((28, 28, 1), batch_size=batch_size)
+    x = tf.keras.layers.Conv2D(64, 3, padding="same", use_bias=False)(inputs)
+    x = _norm()(x)
+    for filters in (64, 128, 128, 256):
+        x = XNORConv2D(filters, 3, padding="same", **quant)(x)
+        x = _norm()(x)
+        if filters != 64:
+            x = tf.keras.layers.MaxPool2D(2)(x)
+    x = tf.keras.layers.Flatten()(x)
+    x = larq.layers.QuantDense(256, use_bias=False, **_quant(binary))(x)
+    x = _norm()(x)
+    x = larq.layers.QuantDense(10, use_bias=False, **_quant(binary))(x)
+    return tf.keras.Model(inputs, tf.keras.layers.Activation("softmax")(x), name="xnor_cnn")
+
+
+BUILDERS: dict[str, Callable[..., tf.keras.Model]] = {
+    "conv_bnn": conv_bnn,
+    "binarynet_mlp": binarynet_mlp,
+    "bireal_cnn": bireal_cnn,
+    "xnor_cnn": xnor_cnn,
+}
