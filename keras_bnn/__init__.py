@@ -19,7 +19,8 @@ _compat.ensure_legacy_keras()
 from keras_bnn import quantizers  # noqa: E402
 from keras_bnn import layers  # noqa: E402
 from keras_bnn import datasets  # noqa: E402
+from keras_bnn import text  # noqa: E402
 
 __version__ = "0.1.0"
 
-__all__ = ["quantizers", "layers", "datasets", "__version__"]
+__all__ = ["quantizers", "layers", "datasets", "text", "__version__"]

@@ -3,6 +3,7 @@ editable install, and the Keras-version guard behaves."""
 
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
 
@@ -25,6 +26,7 @@ def _run(code, cwd, **env):
 
 IMPORT_ALL = (
     "import keras_bnn, keras_bnn.zoo, keras_bnn.tflite, keras_bnn.layers, keras_bnn.datasets\n"
+    "import keras_bnn.training, keras_bnn.zoo.training\n"
     "print(keras_bnn.__file__); print(keras_bnn.zoo.__file__); print(keras_bnn.tflite.__file__)"
 )
 
@@ -41,14 +43,19 @@ def test_editable_install_maps_zoo_and_tflite(tmp_path):
 
 def test_regular_install_contains_zoo_and_tflite(tmp_path):
     target = tmp_path / "site"
+    build_dir_existed = (REPO / "build").exists()
     install = subprocess.run(
         [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
          "--target", str(target), str(REPO)],
         capture_output=True, text=True, timeout=600,
     )
+    if not build_dir_existed:  # setuptools builds in the source tree; leave no stale copy behind
+        shutil.rmtree(REPO / "build", ignore_errors=True)
     assert install.returncode == 0, install.stderr
     assert (target / "keras_bnn" / "zoo" / "__init__.py").is_file()
     assert (target / "keras_bnn" / "tflite" / "__init__.py").is_file()
+    shipped = sorted(path.name for path in (target / "keras_bnn" / "zoo" / "weights").glob("*.npz"))
+    assert shipped == sorted(path.name for path in (REPO / "zoo" / "weights").glob("*.npz")) != []
     # Run from a folder where neither the repository nor the editable finder can supply the modules first.
     result = _run(
         "import sys; sys.path.insert(0, sys.argv[1] if len(sys.argv) > 1 else '')\n" + IMPORT_ALL,

@@ -6,6 +6,7 @@ and mixable with ``larq.layers``.
 """
 
 from keras_bnn.layers.birealnet import BiRealConv2D
+from keras_bnn.layers.recurrent import BinaryGRU, BinaryGRUCell
 from keras_bnn.layers.xnornet import XNORConv2D
 
-__all__ = ["BiRealConv2D", "XNORConv2D"]
+__all__ = ["BiRealConv2D", "BinaryGRU", "BinaryGRUCell", "XNORConv2D"]
