@@ -96,3 +96,11 @@ def lce_predict_batch(interpreter, batch):
     for a flatbuffer converted with batch size B > 1; its wrapper object takes the full batch.
     """
     return interpreter.interpreter.predict([batch])
+
+
+def keras_object_sharing_scope():
+    """tf-keras' scope in which (de)serialization marks objects serialized twice (same ``id()``) as one shared
+    object, as .keras saving and loading do."""
+    from tf_keras.src.saving.serialization_lib import ObjectSharingScope
+
+    return ObjectSharingScope()

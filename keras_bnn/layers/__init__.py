@@ -5,8 +5,17 @@ SavedModel), registered for serialization as ``keras_bnn>ClassName``, counted by
 and mixable with ``larq.layers``.
 """
 
+from keras_bnn.layers.attention import BinaryMultiHeadAttention
 from keras_bnn.layers.birealnet import BiRealConv2D
 from keras_bnn.layers.recurrent import BinaryGRU, BinaryGRUCell
+from keras_bnn.layers.transformer import BinaryTransformerEncoder
 from keras_bnn.layers.xnornet import XNORConv2D
 
-__all__ = ["BiRealConv2D", "BinaryGRU", "BinaryGRUCell", "XNORConv2D"]
+__all__ = [
+    "BiRealConv2D",
+    "BinaryGRU",
+    "BinaryGRUCell",
+    "BinaryMultiHeadAttention",
+    "BinaryTransformerEncoder",
+    "XNORConv2D",
+]
