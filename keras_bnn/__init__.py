@@ -20,7 +20,8 @@ from keras_bnn import quantizers  # noqa: E402
 from keras_bnn import layers  # noqa: E402
 from keras_bnn import datasets  # noqa: E402
 from keras_bnn import text  # noqa: E402
+from keras_bnn import zoo  # noqa: E402  (zoo/ mapped to keras_bnn.zoo; imports the layers above)
 
 __version__ = "0.1.0"
 
-__all__ = ["quantizers", "layers", "datasets", "text", "__version__"]
+__all__ = ["quantizers", "layers", "datasets", "text", "zoo", "__version__"]

@@ -215,6 +215,9 @@ def _parser() -> argparse.ArgumentParser:
         sub = subparsers.add_parser(command.name, help=command.help, description=command.help)
         command.configure(sub)
         sub.set_defaults(run=command.run)
+    from keras_bnn.zoo.cli import add_zoo_commands
+
+    add_zoo_commands(subparsers)
     return parser
 
 

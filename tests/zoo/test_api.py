@@ -1,0 +1,122 @@
+"""Registry and `get`: every registered model builds, honours its arguments and survives .keras save/load."""
+
+import larq
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import keras_bnn.zoo as zoo
+from keras_bnn import _compat
+from keras_bnn.zoo import _registry
+from keras_bnn.zoo.cards import operation_counts
+from keras_bnn.zoo.imagenet import PAPER_FIGURES
+
+SMALL = [name for name in zoo.list_models() if not name.endswith(".imagenet")]
+IMAGENET = zoo.list_models("*.imagenet")
+
+
+def _images(count, shape=(28, 28, 1), seed=0):
+    return np.random.default_rng(seed).uniform(0, 255, (count, *shape)).astype(np.float32)
+
+
+def test_list_models_filters_and_sorts():
+    names = zoo.list_models()
+    assert names == sorted(names) and len(names) >= 6
+    assert set(IMAGENET) == {"birealnet18.imagenet", "xnornet18.imagenet"}
+    assert zoo.list_models("*.mnist") == ["binary_cnn.mnist", "binarynet_mlp.mnist"]
+    assert set(zoo.list_models(pretrained=True)) <= set(SMALL)
+    assert zoo.list_models("no_such_*") == []
+    with pytest.raises(TypeError, match="pattern"):
+        zoo.list_models(3)
+
+
+@pytest.mark.parametrize("typo, expected", [
+    ("birealnet_smal.fashion_mnist", "birealnet_small.fashion_mnist"),
+    ("binarynet_mlp.mnst", "binarynet_mlp.mnist"),
+    ("xnornet18", "xnornet18.imagenet"),
+])
+def test_unknown_name_lists_close_names(typo, expected):
+    with pytest.raises(ValueError, match="Unknown model") as error:
+        zoo.get(typo)
+    assert repr(expected) in str(error.value)
+    with pytest.raises(ValueError, match=expected.replace(".", r"\.")):
+        zoo.model_card(typo)
+
+
+@pytest.mark.parametrize("name", SMALL)
+def test_builds_functional_with_default_output(name):
+    model = zoo.get(name)
+    spec = _registry.spec(name)
+    assert _compat.is_graph_model(model)
+    assert model.input_shape == (None, *spec.input_shape)
+    assert model.output_shape == (None, spec.num_classes)
+    probabilities = model.predict(_images(2), verbose=0)
+    assert probabilities.shape == (2, spec.num_classes)
+    np.testing.assert_allclose(probabilities.sum(axis=-1), 1.0, rtol=1e-5)
+    assert larq.models.ModelProfile(model).weight_count(1) > 0  # it is binary
+
+
+@pytest.mark.parametrize("name", SMALL)
+def test_num_classes_batch_size_and_include_top(name):
+    spec = _registry.spec(name)
+    model = zoo.get(name, num_classes=3, batch_size=2)
+    assert model.output_shape == (2, 3)
+    headless = zoo.get(name, include_top=False)
+    assert headless.layers[-1].name == spec.feature_layer
+    assert "predictions" not in [layer.name for layer in headless.layers]
+    with pytest.raises(ValueError, match="include_top=False"):
+        zoo.get(name, include_top=False, num_classes=3)
+    with pytest.raises(ValueError, match="num_classes"):
+        zoo.get(name, num_classes=0)
+    with pytest.raises(ValueError, match="batch_size"):
+        zoo.get(name, batch_size=0)
+    with pytest.raises(TypeError, match="include_top"):
+        zoo.get(name, include_top="no")
+
+
+# The MLP (10M weights, only QuantDense/BatchNorm/Keras layers that the others also use) is left out for time.
+@pytest.mark.parametrize("name", [n for n in SMALL if n != "binarynet_mlp.mnist"])
+def test_keras_save_load_keeps_predictions(name, tmp_path):
+    model = zoo.get(name)
+    rng = np.random.default_rng(1)
+    for weight in model.weights:  # Move away from the initial BatchNorm statistics.
+        value = rng.uniform(-1, 1, weight.shape).astype(np.float32)
+        weight.assign(np.abs(value) + 0.5 if "variance" in weight.name else value)
+    images = _images(4)
+    path = tmp_path / f"{name}.keras"
+    model.save(path)
+    loaded = tf.keras.models.load_model(path)
+    np.testing.assert_array_equal(loaded.predict(images, verbose=0), model.predict(images, verbose=0))
+
+
+@pytest.mark.parametrize("name", [n for n in SMALL if "fashion" in n])
+def test_float_twin_has_no_binary_weights(name):
+    twin = _registry.spec(name).entry_point(binary=False)
+    profile = larq.models.ModelProfile(twin)
+    assert profile.weight_count(1) == 0
+    assert twin.count_params() == zoo.get(name).count_params()
+
+
+def test_imagenet_definitions_match_the_paper_counts():
+    for name in IMAGENET:
+        model = zoo.get(name)
+        assert model.input_shape == (None, 224, 224, 3) and model.output_shape == (None, 1000)
+        counts = operation_counts(model)
+        figures = PAPER_FIGURES[name]
+        assert counts["binary_macs"] == pytest.approx(figures["bops"], rel=0.01)
+        assert counts["params"] == pytest.approx(figures["resnet18_params"], rel=0.01)
+        ops = counts["binary_macs"] / 64 + counts["float_macs_excluding_batchnorm"]
+        if name == "birealnet18.imagenet":
+            assert ops == pytest.approx(figures["ops"], rel=0.02)
+        else:  # Without XNOR-Net's input scaling (K), which the paper's float count includes.
+            assert figures["ops"] * 0.8 < ops < figures["ops"]
+        tf.keras.backend.clear_session()
+
+
+def test_register_model_refuses_bad_and_taken_names():
+    common = dict(input_shape=(4,), num_classes=2, dataset="d", feature_layer="f", summary="s", paper="p")
+    with pytest.raises(ValueError, match="architecture.dataset"):
+        _registry.register_model("no_dot", **common)
+    with pytest.raises(ValueError, match="already registered"):
+        _registry.register_model("binary_cnn.mnist", **common)(lambda **kwargs: None)
+    assert "binary_cnn.mnist" in zoo.list_models()

@@ -1,0 +1,53 @@
+"""Model cards and the `keras-bnn zoo` commands."""
+
+import json
+
+import pytest
+
+import keras_bnn.zoo as zoo
+from keras_bnn.zoo.cli import main
+
+PRETRAINED = zoo.list_models(pretrained=True)
+
+
+@pytest.mark.parametrize("name", PRETRAINED)
+def test_card_states_the_pretrained_fields(name):
+    card = zoo.model_card(name)
+    config = zoo.pretrained_config(name)
+    assert card.startswith(f"# {name}\n")
+    for text in (config.sha256, f"{config.size_bytes:,} bytes", f"{config.test_accuracy:.2%}", config.command,
+                 f"{config.flatbuffer_bytes:,} bytes", config.license):
+        assert text in card
+    if config.float_twin_test_accuracy is not None:
+        assert f"{config.float_twin_test_accuracy:.2%}" in card
+
+
+def test_definition_card_says_there_are_no_weights():
+    card = zoo.model_card("xnornet18.imagenet")
+    assert "definition only" in card and "Compared with the Bi-Real Net paper" in card
+    assert "| BOPs (binary MACs) | 1.7e+09 |" in card
+
+
+def test_cli_list_and_card(capsys):
+    assert main(["list", "*.mnist"]) == 0
+    assert capsys.readouterr().out.split() == ["binary_cnn.mnist", "binarynet_mlp.mnist"]
+    assert main(["list", "--pretrained"]) == 0
+    assert capsys.readouterr().out.split() == PRETRAINED
+    assert main(["card", "binary_cnn.mnist"]) == 0
+    assert capsys.readouterr().out.startswith("# binary_cnn.mnist")
+
+
+def test_cli_errors_are_one_line(capsys):
+    assert main(["card", "binary_cnn.mnst"]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "'binary_cnn.mnist'" in error
+    assert main(["evaluate", "birealnet18.imagenet"]) == 2
+    assert "has no pretrained weights" in capsys.readouterr().err
+    assert main(["frobnicate"]) == 2
+
+
+def test_cli_evaluate_prints_card_and_measured(capsys):
+    name = "xnornet_small.fashion_mnist"  # the quickest to evaluate
+    assert main(["evaluate", name, "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["matches"] is True and result["card"] == result["measured"]

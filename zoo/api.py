@@ -1,0 +1,115 @@
+"""The zoo's public API for listing and building models: `list_models` and `get`."""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from keras_bnn.zoo import _registry
+from keras_bnn.zoo.pretrained import PRETRAINED, pretrained_config, weights_path
+from keras_bnn.zoo.weights import load_compact
+
+__all__ = ["list_models", "get"]
+
+
+def list_models(pattern: str = "*", pretrained: bool = False) -> list[str]:
+    """Registered model names (`architecture.dataset`) matching a shell-style pattern, sorted.
+
+    Args:
+        pattern: `fnmatch` pattern, e.g. `"*.mnist"` or `"birealnet*"`.
+        pretrained: Only the names that have pretrained weights.
+
+    Returns:
+        The matching names.
+
+    Example:
+        >>> import keras_bnn
+        >>> keras_bnn.zoo.list_models("*.imagenet")
+        ['birealnet18.imagenet', 'xnornet18.imagenet']
+    """
+    if not isinstance(pretrained, bool):
+        raise TypeError(f"pretrained must be a bool, got {pretrained!r}.")
+    names = _registry.list_registered(pattern)
+    return [name for name in names if name in PRETRAINED] if pretrained else names
+
+
+def _check_pretrained_fits(
+    spec: _registry.ModelSpec, input_shape: tuple[int, ...] | None, num_classes: int | None
+) -> None:
+    if num_classes is not None and num_classes != spec.num_classes:
+        raise ValueError(
+            f"pretrained=True: the weights of {spec.name!r} have a {spec.num_classes}-class head, but "
+            f"num_classes={num_classes!r} was asked. Build it with pretrained=False, or with "
+            f"pretrained=True, include_top=False for the {spec.name!r} features and add your own head."
+        )
+    if input_shape is not None and tuple(input_shape) != spec.input_shape:
+        raise ValueError(
+            f"pretrained=True: the weights of {spec.name!r} were trained on inputs of shape "
+            f"{spec.input_shape}, but input_shape={tuple(input_shape)!r} was asked."
+        )
+
+
+def get(
+    name: str,
+    pretrained: bool = False,
+    *,
+    input_shape: tuple[int, ...] | None = None,
+    num_classes: int | None = None,
+    include_top: bool = True,
+    batch_size: int | None = None,
+) -> tf.keras.Model:
+    """Build a zoo model, optionally with its pretrained weights.
+
+    Args:
+        name: A name from `list_models()`, `architecture.dataset`.
+        pretrained: Load the weights trained here (checked by sha256 first; see `keras_bnn.zoo.weights`).
+        input_shape: Input shape without the batch dimension; default the dataset's. With pretrained weights
+            it must be the one they were trained with.
+        num_classes: Classes of the classification head; default the dataset's. Only with include_top=True;
+            with pretrained weights it must be the trained head's.
+        include_top: Keep the classifier. False ends the model at its last feature layer; with
+            pretrained=True that is the pretrained backbone (the head's weights are loaded and dropped).
+        batch_size: Fixed batch size of the input (LCE converts with a fixed batch); None leaves it open.
+
+    Returns:
+        A Functional `tf.keras.Model` made of keras_bnn, larq and Keras layers.
+
+    Raises:
+        ValueError: Unknown name (the message lists close names), a model without pretrained weights asked
+            with pretrained=True, num_classes/input_shape that do not fit the weights, num_classes with
+            include_top=False, or bad shapes/sizes.
+        TypeError: Arguments of the wrong type.
+        keras_bnn.zoo.weights.WeightsFileError: The weights file is missing, corrupted or truncated.
+
+    Example:
+        >>> import keras_bnn
+        >>> model = keras_bnn.zoo.get("binary_cnn.mnist", num_classes=3, batch_size=1)
+        >>> model.output_shape
+        (1, 3)
+    """
+    spec = _registry.spec(name)
+    if not isinstance(pretrained, bool):
+        raise TypeError(f"pretrained must be a bool, got {pretrained!r}.")
+    if not isinstance(include_top, bool):
+        raise TypeError(f"include_top must be a bool, got {include_top!r}.")
+    if num_classes is not None and not include_top:
+        raise ValueError(
+            f"num_classes={num_classes!r} was given with include_top=False; a model without its "
+            "classification head has no classes. Drop num_classes or set include_top=True."
+        )
+    config = None
+    if pretrained:
+        config = pretrained_config(name)
+        _check_pretrained_fits(spec, input_shape, num_classes)
+    model = spec.entry_point(
+        input_shape=tuple(input_shape) if input_shape is not None else spec.input_shape,
+        num_classes=num_classes if num_classes is not None else spec.num_classes,
+        include_top=include_top or pretrained,
+        batch_size=batch_size,
+    )
+    if config is None:
+        return model
+    load_compact(model, weights_path(config), sha256=config.sha256, size=config.size_bytes)
+    if include_top:
+        return model
+    features = model.get_layer(spec.feature_layer).output
+    return tf.keras.Model(model.inputs, features, name=f"{model.name}_features")

@@ -1,0 +1,165 @@
+"""Model cards: markdown built from the registry, `larq.models.ModelProfile` and the pretrained config."""
+
+from __future__ import annotations
+
+import larq
+import tensorflow as tf
+
+from keras_bnn.zoo import _registry
+from keras_bnn.zoo.imagenet import PAPER_FIGURES, PAPER_NOTES
+from keras_bnn.zoo.pretrained import PRETRAINED, PretrainedConfig
+
+__all__ = ["operation_counts", "model_card"]
+
+_BATCHNORM_NAMES = ("batch_norm", "shortcut_norm")
+
+
+def operation_counts(model: tf.keras.Model) -> dict[str, int]:
+    """Parameter and MAC counts of `model` from `larq.models.ModelProfile`.
+
+    larq counts each 32-bit weight of a convolution-like layer as MACs per output pixel, so the BatchNorm
+    inside a `BiRealConv2D` shows up as float MACs; `float_macs_excluding_batchnorm` leaves those out (an
+    inference BatchNorm folds into a multiply-add per element, which papers do not count as FLOPs).
+
+    Returns:
+        `params`, `binary_params`, `float_params`, `memory_bits` (larq's model size: 1 bit per binary
+        weight, 32 per other), `binary_macs`, `float_macs`, `float_macs_excluding_batchnorm`.
+
+    Example:
+        >>> import keras_bnn
+        >>> from keras_bnn.zoo.cards import operation_counts
+        >>> counts = operation_counts(keras_bnn.zoo.get("binarynet_mlp.mnist"))
+        >>> counts["binary_macs"], counts["float_macs"]
+        (8409088, 1605632)
+    """
+    profile = larq.models.ModelProfile(model)
+    batchnorm_macs = 0
+    for layer, layer_profile in zip(model.layers, profile.layer_profiles):
+        if isinstance(layer, tf.keras.layers.BatchNormalization) or not layer_profile.op_profiles:
+            continue
+        # larq makes one MAC entry per non-bias weight of the layer, in the layer's weight order.
+        counted = [weight for weight in layer.weights if "bias" not in weight.name]
+        for weight, op in zip(counted, layer_profile.op_profiles):
+            if op.precision == 32 and any(part in weight.name for part in _BATCHNORM_NAMES):
+                batchnorm_macs += op.n
+    float_macs = profile.op_count("mac", 32)
+    return {
+        "params": int(model.count_params()),
+        "binary_params": int(profile.weight_count(1)),
+        "float_params": int(profile.weight_count(32)),
+        "memory_bits": int(profile.memory),
+        "binary_macs": int(profile.op_count("mac", 1)),
+        "float_macs": int(float_macs),
+        "float_macs_excluding_batchnorm": int(float_macs - batchnorm_macs),
+    }
+
+
+def _format_count(value: float) -> str:
+    return f"{value:.3g}" if value < 1e4 else f"{value:.3e}".replace("e+0", "e").replace("e+", "e")
+
+
+def _architecture_section(spec: _registry.ModelSpec, counts: dict[str, int]) -> list[str]:
+    return [
+        "## Architecture",
+        "",
+        spec.summary,
+        "",
+        f"- Input: {spec.input_shape}, {spec.num_classes} classes ({spec.dataset})",
+        f"- Features (`include_top=False`): output of layer `{spec.feature_layer}`",
+        f"- Parameters: {counts['params']:,} ({counts['binary_params']:,} binary, "
+        f"{counts['float_params']:,} 32-bit); larq model size {counts['memory_bits'] / 8 / 1024:,.1f} KiB",
+        f"- MACs per image (`larq.models.ModelProfile`): {_format_count(counts['binary_macs'])} binary, "
+        f"{_format_count(counts['float_macs'])} float ({_format_count(counts['float_macs_excluding_batchnorm'])} "
+        "without the BatchNorm that larq counts as MACs)",
+        f"- Paper: {spec.paper}",
+    ]
+
+
+def _paper_section(name: str, counts: dict[str, int]) -> list[str]:
+    figures = PAPER_FIGURES[name]
+    ours_ops = counts["binary_macs"] / 64 + counts["float_macs_excluding_batchnorm"]
+    paper_flops = figures["ops"] - figures["bops"] / 64
+
+    def gap(ours: float, theirs: float) -> str:
+        return f"{(ours - theirs) / theirs:+.1%}"
+
+    return [
+        "",
+        "## Compared with the Bi-Real Net paper",
+        "",
+        "The Bi-Real Net paper's comparison table gives BOPs (binary MACs) and OPs = BOPs/64 + FLOPs; ReActNet's "
+        "table quotes the same OPs. The float part below is derived as OPs - BOPs/64. Ours are counted by "
+        "`larq.models.ModelProfile` on this definition (float MACs without BatchNorm).",
+        "",
+        "| figure | paper | this definition | difference |",
+        "| --- | --- | --- | --- |",
+        f"| BOPs (binary MACs) | {figures['bops']:.3g} | {_format_count(counts['binary_macs'])} | "
+        f"{gap(counts['binary_macs'], figures['bops'])} |",
+        f"| FLOPs (float MACs, derived) | {paper_flops:.3g} | "
+        f"{_format_count(counts['float_macs_excluding_batchnorm'])} | "
+        f"{gap(counts['float_macs_excluding_batchnorm'], paper_flops)} |",
+        f"| OPs = BOPs/64 + FLOPs | {figures['ops']:.3g} | {_format_count(ours_ops)} | "
+        f"{gap(ours_ops, figures['ops'])} |",
+        f"| parameters (ResNet-18) | {figures['resnet18_params']:.4g} | {counts['params']:,} | "
+        f"{gap(counts['params'], figures['resnet18_params'])} |",
+        "",
+        PAPER_NOTES[name],
+    ]
+
+
+def _weights_section(name: str, config: PretrainedConfig) -> list[str]:
+    twin = (
+        f"{config.float_twin_test_accuracy:.2%}" if config.float_twin_test_accuracy is not None else "not trained"
+    )
+    share = f"{config.bitpacked_share:.1%}" if config.bitpacked_share is not None else "no binary MACs"
+    return [
+        "",
+        "## Pretrained weights",
+        "",
+        "| field | value |",
+        "| --- | --- |",
+        f"| test accuracy (top-1, {config.test_examples:,} {config.dataset} test images) | "
+        f"{config.test_accuracy:.2%} |",
+        f"| validation accuracy (last 10% of train, held out) | {config.validation_accuracy:.2%} |",
+        f"| float twin test accuracy (same layers, no quantizers) | {twin} |",
+        f"| weights file | `{config.weights_file}`, {config.size_bytes:,} bytes |",
+        f"| sha256 | `{config.sha256}` |",
+        f"| LCE flatbuffer | {config.flatbuffer_bytes:,} bytes, {share} of binary MACs bitpacked |",
+        f"| preprocessing | {config.preprocessing} |",
+        f"| training | {config.epochs} epochs, seed {config.seed}, {config.train_wall_time_s / 60:.1f} min |",
+        f"| reproduce | `{config.command}` |",
+        f"| download | {config.url or 'packaged with keras-bnn (no release URL)'} |",
+        f"| license | {config.license} |",
+        "",
+        f"Check it: `keras-bnn zoo evaluate {name}` (or `keras_bnn.zoo.evaluate({name!r})`).",
+        *([f"", config.notes] if config.notes else []),
+    ]
+
+
+def model_card(name: str) -> str:
+    """The model card of a registered model, as markdown.
+
+    It states the architecture and its counts (from `larq.models.ModelProfile`), and, for models with
+    pretrained weights, every field of their `PretrainedConfig` (file size, sha256, measured accuracies,
+    flatbuffer size, training command). ImageNet definitions compare their counts with the paper's.
+
+    Raises:
+        ValueError: Unknown name (with close names).
+
+    Example:
+        >>> import keras_bnn
+        >>> print(keras_bnn.zoo.model_card("binary_cnn.mnist").splitlines()[0])
+        # binary_cnn.mnist
+    """
+    spec = _registry.spec(name)
+    from keras_bnn.zoo.api import get
+
+    counts = operation_counts(get(name))
+    lines = [f"# {name}", ""] + _architecture_section(spec, counts)
+    if name in PAPER_FIGURES:
+        lines += _paper_section(name, counts)
+    if name in PRETRAINED:
+        lines += _weights_section(name, PRETRAINED[name])
+    else:
+        lines += ["", "## Pretrained weights", "", "None: this is a definition only (`pretrained=False`)."]
+    return "\n".join(lines) + "\n"

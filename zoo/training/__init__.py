@@ -1,0 +1,1 @@
+"""Training scripts of the zoo models: `python -m keras_bnn.zoo.training.train NAME`."""

@@ -1,0 +1,306 @@
+"""Compact weight files: binary kernels as packed bits, everything else at its own dtype, checked by sha256.
+
+A compact file is an uncompressed `.npz` (readable with `numpy.load`) holding every weight of a model, in
+`model.weights` order:
+
+* a binary kernel (a larq `QuantizedVariable` whose quantizer has precision 1) whose quantized value is
+  ±1 is stored as its signs, `np.packbits` of `quantized > 0` (1 bit per weight): key `wNNN.bits`;
+* a binary kernel whose quantized value is ±c with one c per output channel (larq's
+  `magnitude_aware_sign`, the XNOR-Net/Bi-Real weight scale) is stored as signs plus one float32 per output
+  channel: keys `wNNN.bits` and `wNNN.scale`;
+* anything else (real kernels, BatchNorm parameters and statistics, biases) is stored as is: `wNNN.value`.
+
+On load the latent weight of a binary kernel is set to its quantized value (±1, or ±c), so the quantized
+forward pass is the one of the saved model. For ±c the stored c is the latent magnitude for which the
+quantizer gives back the saved c exactly (the mean of identical float32 values is not always that value;
+`save_compact` searches a few float32 neighbours and checks with the quantizer itself). A kernel for which
+that fails is stored as is, so a compact file never changes a prediction. The files' bytes are deterministic
+(fixed zip timestamps), so the same weights always give the same sha256.
+
+Example:
+    >>> import keras_bnn, tempfile, os
+    >>> from keras_bnn.zoo import weights
+    >>> model = keras_bnn.zoo.get("binary_cnn.mnist")
+    >>> path = os.path.join(tempfile.mkdtemp(), "cnn.npz")
+    >>> info = weights.save_compact(model, path)
+    >>> info.binary_kernels, info.bytes == os.path.getsize(path)
+    (5, True)
+    >>> weights.load_compact(model, path, sha256=info.sha256)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import os
+import zipfile
+
+import numpy as np
+import tensorflow as tf
+from larq.quantized_variable import QuantizedVariable
+
+from keras_bnn import _compat
+
+__all__ = ["CompactInfo", "WeightsFileError", "canonicalize", "file_sha256", "save_compact", "load_compact"]
+
+FORMAT = "keras_bnn.zoo compact weights v1"
+_FIXED_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
+
+
+class WeightsFileError(ValueError):
+    """A weights file is missing, corrupted, truncated, or does not fit the model."""
+
+
+@dataclasses.dataclass(frozen=True)
+class CompactInfo:
+    """What `save_compact` wrote.
+
+    Attributes:
+        path: The file written.
+        sha256: Hex sha256 of the file's bytes.
+        bytes: File size.
+        binary_kernels: Binary kernels stored as packed bits (with or without per-channel scales).
+        scaled_kernels: Of those, the ones stored with a per-output-channel scale.
+        dense_fallbacks: Names of binary kernels stored as floats because the bit form would not reproduce them.
+        float32_equivalent_bytes: Size of all weights as float32, for comparison.
+    """
+
+    path: str
+    sha256: str
+    bytes: int
+    binary_kernels: int
+    scaled_kernels: int
+    dense_fallbacks: tuple[str, ...]
+    float32_equivalent_bytes: int
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """Hex sha256 of a file's bytes."""
+    with open(path, "rb") as file:
+        return hashlib.sha256(file.read()).hexdigest()
+
+
+def _binary_quantizer(weight: tf.Variable):
+    if isinstance(weight, QuantizedVariable) and _compat.is_binary_quantizer(weight.quantizer):
+        return weight.quantizer
+    return None
+
+
+def _quantize(quantizer, value: np.ndarray) -> np.ndarray:
+    """The quantizer applied as in a model's (graph-mode) forward pass."""
+    return _graph_call(quantizer, tf.constant(value)).numpy()
+
+
+@tf.function(reduce_retracing=True)
+def _graph_call(quantizer, value: tf.Tensor) -> tf.Tensor:
+    return quantizer(value)
+
+
+def _signed(bits: np.ndarray, magnitude: np.ndarray) -> np.ndarray:
+    return np.where(bits, magnitude, -magnitude).astype(np.float32)
+
+
+def _channel_magnitudes(quantized: np.ndarray) -> np.ndarray | None:
+    """The per-output-channel c of a quantized kernel that is ±c per channel, else None."""
+    target = np.abs(quantized).reshape(-1, quantized.shape[-1])[0]
+    if np.array_equal(np.abs(quantized), np.broadcast_to(target, quantized.shape)):
+        return target
+    return None
+
+
+def _encode_binary(weight: tf.Variable, quantizer) -> dict[str, np.ndarray] | None:
+    """The bit (+scale) form of a binary kernel, or None when it would not reproduce the quantized value."""
+    latent = weight.latent_variable.numpy()
+    if latent.dtype != np.float32 or latent.ndim < 1:
+        return None
+    quantized = _quantize(quantizer, latent)
+    magnitudes = _channel_magnitudes(quantized)
+    if magnitudes is None:
+        return None
+    bits = quantized > 0
+    encoded = {"bits": np.packbits(bits.reshape(-1)), "shape": np.asarray(quantized.shape, np.int64)}
+    if not np.all(magnitudes == 1.0):
+        encoded["scale"] = magnitudes
+    # Loading sets the latent weight to ±c; keep the bit form only if the quantizer maps that back to ±c.
+    if not np.array_equal(_quantize(quantizer, _signed(bits, magnitudes)), quantized):
+        return None
+    return encoded
+
+
+def _representable_scale(magnitudes: np.ndarray, reduced: int) -> np.ndarray:
+    """`magnitudes` rounded to 24 - ceil(log2(reduced)) significant bits.
+
+    A mean over `reduced` copies of such a value is exact in float32 whatever the summation order (every
+    partial sum k·c is representable), so a magnitude-aware quantizer gives the value back unchanged.
+    """
+    significant = 24 - max(int(np.ceil(np.log2(max(reduced, 1)))), 0)
+    mantissa, exponent = np.frexp(magnitudes.astype(np.float64))
+    rounded = np.ldexp(np.round(mantissa * 2.0**significant) / 2.0**significant, exponent)
+    return rounded.astype(np.float32)
+
+
+def canonicalize(model: tf.keras.Model) -> int:
+    """Set every binary kernel's latent weight to its quantized value, so `save_compact` stores it as bits.
+
+    A ±1 kernel's quantized forward pass does not change. A ±c kernel (magnitude-aware sign) gets c rounded
+    to 24 - ceil(log2(n)) significant bits, n the number of weights averaged per channel (e.g. 14 bits for a
+    3x3x64 kernel: a relative change of at most 2^-15), because the quantizer's float32 mean of n copies of
+    an arbitrary c is not c. Measure a model after canonicalizing it: that is the model a compact file holds.
+
+    Args:
+        model: A built Keras model; non-binary weights are left alone.
+
+    Returns:
+        The number of binary kernels set.
+
+    Example:
+        >>> import keras_bnn
+        >>> from keras_bnn.zoo import weights
+        >>> weights.canonicalize(keras_bnn.zoo.get("xnornet_small.fashion_mnist"))
+        2
+    """
+    count = 0
+    for weight in model.weights:
+        quantizer = _binary_quantizer(weight)
+        if quantizer is None:
+            continue
+        quantized = _quantize(quantizer, weight.latent_variable.numpy())
+        magnitudes = _channel_magnitudes(quantized)
+        if magnitudes is None:
+            continue
+        if not np.all(magnitudes == 1.0):
+            magnitudes = _representable_scale(magnitudes, quantized.size // quantized.shape[-1])
+        weight.latent_variable.assign(_signed(quantized > 0, magnitudes))
+        count += 1
+    return count
+
+
+def _decode(arrays: dict[str, np.ndarray], key: str) -> np.ndarray:
+    if f"{key}.value" in arrays:
+        return arrays[f"{key}.value"]
+    shape = tuple(int(d) for d in arrays[f"{key}.shape"])
+    bits = np.unpackbits(arrays[f"{key}.bits"], count=int(np.prod(shape))).reshape(shape).astype(bool)
+    magnitude = arrays[f"{key}.scale"] if f"{key}.scale" in arrays else np.float32(1.0)
+    return _signed(bits, magnitude)
+
+
+def _write_npz(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> None:
+    """An uncompressed .npz with fixed timestamps (same arrays, same bytes)."""
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as archive:
+        for key, array in arrays.items():
+            buffer = io.BytesIO()
+            np.lib.format.write_array(buffer, np.asarray(array), allow_pickle=False)
+            archive.writestr(zipfile.ZipInfo(f"{key}.npy", date_time=_FIXED_ZIP_TIME), buffer.getvalue())
+
+
+def save_compact(model: tf.keras.Model, path: str | os.PathLike) -> CompactInfo:
+    """Write all of `model`'s weights to `path` in the compact format (see the module docstring).
+
+    Args:
+        model: A built Keras model (any model; larq binary kernels are stored as bits).
+        path: Where to write the `.npz` file.
+
+    Returns:
+        A `CompactInfo` with the file's sha256 and size and how each binary kernel was stored.
+
+    Raises:
+        TypeError: `model` is not a built Keras model.
+    """
+    if not isinstance(model, tf.keras.Model) or not model.built:
+        raise TypeError(f"save_compact needs a built tf.keras.Model, got {model!r}.")
+    arrays: dict[str, np.ndarray] = {"__format__": np.asarray(FORMAT)}
+    names, binary, scaled, fallbacks, float_bytes = [], 0, 0, [], 0
+    for index, weight in enumerate(model.weights):
+        key = f"w{index:03d}"
+        names.append(weight.name)
+        float_bytes += int(np.prod(weight.shape)) * 4
+        quantizer = _binary_quantizer(weight)
+        encoded = _encode_binary(weight, quantizer) if quantizer is not None else None
+        if encoded is None:
+            if quantizer is not None:
+                fallbacks.append(weight.name)
+            value = weight.latent_variable if isinstance(weight, QuantizedVariable) else weight
+            arrays[f"{key}.value"] = value.numpy()
+            continue
+        binary += 1
+        scaled += "scale" in encoded
+        arrays.update({f"{key}.{part}": array for part, array in encoded.items()})
+    arrays["__names__"] = np.asarray(names)
+    _write_npz(path, arrays)
+    return CompactInfo(
+        path=os.fspath(path),
+        sha256=file_sha256(path),
+        bytes=os.path.getsize(path),
+        binary_kernels=binary,
+        scaled_kernels=scaled,
+        dense_fallbacks=tuple(fallbacks),
+        float32_equivalent_bytes=float_bytes,
+    )
+
+
+def _read_checked(path: str | os.PathLike, sha256: str | None, size: int | None) -> bytes:
+    if not os.path.isfile(path):
+        raise WeightsFileError(f"Weights file {os.fspath(path)!r} does not exist.")
+    with open(path, "rb") as file:
+        data = file.read()
+    actual = hashlib.sha256(data).hexdigest()
+    if sha256 is not None and actual != sha256:
+        raise WeightsFileError(
+            f"Weights file {os.fspath(path)!r} is corrupted or truncated: its sha256 is {actual} "
+            f"({len(data)} bytes) but {sha256} ({size if size is not None else 'unknown'} bytes) was expected. "
+            "It was not loaded; delete it (a cached download is fetched again) or restore it."
+        )
+    if size is not None and len(data) != size:
+        raise WeightsFileError(
+            f"Weights file {os.fspath(path)!r} has {len(data)} bytes but {size} were expected; not loaded."
+        )
+    return data
+
+
+def load_compact(
+    model: tf.keras.Model,
+    path: str | os.PathLike,
+    *,
+    sha256: str | None = None,
+    size: int | None = None,
+) -> None:
+    """Set `model`'s weights from a compact file written by `save_compact`.
+
+    The file is checked against `sha256` (and `size`) before anything is parsed or assigned.
+
+    Args:
+        model: A built model with the same weights (count, order, shapes) as the saved one.
+        path: The `.npz` file.
+        sha256: Expected hex sha256 of the file; None skips the check.
+        size: Expected file size in bytes; None skips the check.
+
+    Raises:
+        WeightsFileError (a ValueError): missing file, sha256 or size mismatch (the message names the file and
+            both hashes), a file that is not a compact weights file, or weights that do not fit `model`.
+    """
+    data = _read_checked(path, sha256, size)
+    try:
+        with np.load(io.BytesIO(data), allow_pickle=False) as archive:
+            arrays = {key: archive[key] for key in archive.files}
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as error:
+        raise WeightsFileError(f"Weights file {os.fspath(path)!r} is not a readable .npz: {error}") from error
+    if str(arrays.get("__format__", "")) != FORMAT:
+        raise WeightsFileError(f"{os.fspath(path)!r} is not a {FORMAT!r} file.")
+    names = [str(name) for name in arrays["__names__"]]
+    if len(names) != len(model.weights):
+        raise WeightsFileError(
+            f"{os.fspath(path)!r} holds {len(names)} weights but model {model.name!r} has {len(model.weights)}."
+        )
+    values = []
+    for index, (weight, saved_name) in enumerate(zip(model.weights, names)):
+        value = _decode(arrays, f"w{index:03d}")
+        if tuple(value.shape) != tuple(weight.shape):
+            raise WeightsFileError(
+                f"{os.fspath(path)!r}: weight {index} ({saved_name}) has shape {tuple(value.shape)} but the "
+                f"model's {weight.name} has shape {tuple(weight.shape)}."
+            )
+        values.append(value)
+    for weight, value in zip(model.weights, values):
+        target = weight.latent_variable if isinstance(weight, QuantizedVariable) else weight
+        target.assign(value.astype(target.dtype.as_numpy_dtype))
