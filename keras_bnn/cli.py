@@ -218,6 +218,9 @@ def _parser() -> argparse.ArgumentParser:
     from keras_bnn.zoo.cli import add_zoo_commands
 
     add_zoo_commands(subparsers)
+    from keras_bnn.training.cli import add_training_commands
+
+    add_training_commands(subparsers)
     return parser
 
 
