@@ -1,7 +1,8 @@
 """``keras-bnn`` sub-commands of the training tools: ``plot-monitor LOGDIR``.
 
 `add_training_commands` adds them to the main CLI's argparse sub-parsers; each sub-parser stores its handler in
-``func`` (called with the parsed arguments, returning an exit status).
+``run`` (called with the parsed arguments, returning the exit status: 0 success, 1 failure), as the main CLI
+expects.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ def _plot_monitor(arguments: argparse.Namespace) -> int:
     try:
         path = plot_monitor(arguments.logdir, arguments.output)
     except FileNotFoundError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        print(f"keras-bnn: error: {error}", file=sys.stderr)
+        return 1
     print(path)
     return 0
 
@@ -41,4 +42,4 @@ def add_training_commands(subparsers: argparse._SubParsersAction) -> None:
     )
     plot.add_argument("logdir", help="the monitor's log_dir")
     plot.add_argument("--output", "-o", default=None, help="PNG path (default LOGDIR/binarization_monitor.png)")
-    plot.set_defaults(func=_plot_monitor)
+    plot.set_defaults(run=_plot_monitor)

@@ -74,10 +74,10 @@ def test_monitor_in_fit_and_plot_command(tmp_path, capsys):
     add_training_commands(parser.add_subparsers(dest="command"))
     output = tmp_path / "plot.png"
     arguments = parser.parse_args(["plot-monitor", str(log_dir), "--output", str(output)])
-    assert arguments.func(arguments) == 0
+    assert arguments.run(arguments) == 0
     assert output.stat().st_size > 1000 and str(output) in capsys.readouterr().out
     arguments = parser.parse_args(["plot-monitor", str(tmp_path / "missing")])
-    assert arguments.func(arguments) == 2
+    assert arguments.run(arguments) == 1
 
 
 def test_errors():
