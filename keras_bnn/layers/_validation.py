@@ -42,3 +42,10 @@ def check_kernel_fits(
                 f"does not fit the spatial input shape {tuple(spatial_shape)} with padding='valid'. "
                 "Use a smaller kernel or padding='same'."
             )
+
+
+def check_channels_last(class_name: str, layer_kwargs: dict) -> None:
+    """Raise ValueError unless `layer_kwargs` leaves `data_format` unset or "channels_last" (LCE's only layout)."""
+    data_format = layer_kwargs.get("data_format", "channels_last")
+    if data_format not in (None, "channels_last"):
+        raise ValueError(f"{class_name} supports data_format='channels_last' only, got {data_format!r}.")

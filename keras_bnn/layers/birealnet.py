@@ -7,7 +7,7 @@ from typing import Any
 import larq
 import tensorflow as tf
 
-from keras_bnn.layers._validation import check_input_rank, check_kernel_fits
+from keras_bnn.layers._validation import check_channels_last, check_input_rank, check_kernel_fits
 
 
 @tf.keras.utils.register_keras_serializable(package="keras_bnn")
@@ -72,10 +72,7 @@ class BiRealConv2D(larq.layers.QuantConv2D):
         shortcut_kernel_initializer: Any = "he_normal",
         **kwargs: Any,
     ):
-        if kwargs.get("data_format", "channels_last") not in (None, "channels_last"):
-            raise ValueError(
-                f"BiRealConv2D supports data_format='channels_last' only, got {kwargs['data_format']!r}."
-            )
+        check_channels_last("BiRealConv2D", kwargs)
         if not 0.0 <= momentum <= 1.0:
             raise ValueError(f"momentum must be in [0, 1], got {momentum!r}.")
         if epsilon <= 0:

@@ -7,7 +7,7 @@ from typing import Any
 import larq
 import tensorflow as tf
 
-from keras_bnn.layers._validation import check_input_rank, check_kernel_fits
+from keras_bnn.layers._validation import check_channels_last, check_input_rank, check_kernel_fits
 
 
 @tf.keras.utils.register_keras_serializable(package="keras_bnn")
@@ -63,10 +63,7 @@ class XNORConv2D(larq.layers.QuantConv2D):
         input_scaling: bool = False,
         **kwargs: Any,
     ):
-        if kwargs.get("data_format", "channels_last") not in (None, "channels_last"):
-            raise ValueError(
-                f"XNORConv2D supports data_format='channels_last' only, got {kwargs['data_format']!r}."
-            )
+        check_channels_last("XNORConv2D", kwargs)
         if not isinstance(input_scaling, bool):
             raise TypeError(f"input_scaling must be a bool, got {input_scaling!r}.")
         self.input_scaling = input_scaling

@@ -33,6 +33,8 @@ from typing import Any
 import larq
 import tensorflow as tf
 
+from keras_bnn.layers._validation import check_channels_last
+
 __all__ = ["PCNNConv2D", "PCNNProjection"]
 
 SCALES = ("layer", "channel")
@@ -227,8 +229,7 @@ class PCNNConv2D(larq.layers.QuantConv2D):
     ) -> None:
         if "kernel_quantizer" in kwargs:
             raise TypeError("PCNNConv2D takes no kernel_quantizer: its kernel quantizer is the PCNN projection.")
-        if kwargs.get("data_format", "channels_last") not in (None, "channels_last"):
-            raise ValueError(f"PCNNConv2D supports data_format='channels_last' only, got {kwargs['data_format']!r}.")
+        check_channels_last("PCNNConv2D", kwargs)
         projection = PCNNProjection(num_projections, projection_loss_weight, eta, scale)
         if isinstance(filters, bool) or not isinstance(filters, int) or filters % num_projections:
             raise ValueError(
