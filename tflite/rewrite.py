@@ -492,3 +492,7 @@ def rewrite_for_lce(model: tf.keras.Model, *, target: str = "arm", batch_size: i
                              for tensor in model.inputs]
         origins: dict[int, str] = {}
         return _audit(_clone(model, target, origins, input_tensors), target, origins)
+
+
+# Wrappers (Bidirectional, RNN) around rewritable layers register their rewrites in their own module.
+from keras_bnn.tflite import wrappers as _wrappers  # noqa: E402,F401
