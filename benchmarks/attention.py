@@ -14,7 +14,9 @@ small ablation (`--variants`) are all trained alike and the one with the best he
 
 The selected binary model and the float model are converted with `keras_bnn.tflite.convert` (batch size 1)
 and inspected with `keras_bnn.tflite.inspection.inspect`; the binary flatbuffer also runs on all of dev in
-LCE's interpreter. Writes benchmarks/results/attention.json.
+LCE's interpreter. Writes benchmarks/results/attention.json. With ``--save-dir DIR`` it also saves the selected
+binary model and the float model (``save_weights``) and the tokenizer's vocabulary, which
+``python -m keras_bnn.zoo.training.export_text binary_transformer.sst2`` turns into the zoo's weights file.
 
 Run (12 minutes on 2 cores shared with other jobs):
     nice -n 10 .venv/bin/python benchmarks/attention.py
@@ -38,39 +40,18 @@ import tensorflow_datasets as tfds
 from keras_bnn.layers.attention import BinaryMultiHeadAttention, attention_macs
 from keras_bnn.layers.transformer import BinaryTransformerEncoder
 from keras_bnn.tflite.inspection import inspect
+from keras_bnn.zoo.text_models import FLOAT_ENCODER, transformer_classifier
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from _machine import RESULTS, machine_info  # noqa: E402
 
-FLOAT = dict(input_quantizer=None, kernel_quantizer=None, kernel_constraint=None, query_quantizer=None,
-             key_quantizer=None, value_quantizer=None, activation="gelu")
+FLOAT = FLOAT_ENCODER
 VARIANTS = {  # binary ablation: quantizer of every binary matmul's input, and the attention probabilities
     "ste_sign": dict(input_quantizer="ste_sign"),
     "elastic_sign": dict(input_quantizer="elastic_sign"),
     "learnable_threshold_sign": dict(input_quantizer="learnable_threshold_sign"),
     "bool_attention": dict(input_quantizer="ste_sign", probabilities="bool"),
 }
-
-
-@tf.keras.utils.register_keras_serializable(package="keras_bnn_benchmarks")
-class AddPositions(tf.keras.layers.Layer):
-    """Adds a learned position embedding (for up to `max_length` positions); keeps the token mask."""
-
-    def __init__(self, max_length: int, **kwargs):
-        super().__init__(**kwargs)
-        self.max_length = max_length
-        self.supports_masking = True
-
-    def build(self, input_shape):
-        self.positions = self.add_weight("positions", shape=(self.max_length, input_shape[-1]),
-                                         initializer=tf.keras.initializers.RandomNormal(stddev=0.02))
-        super().build(input_shape)
-
-    def call(self, inputs):
-        return inputs + self.positions[:tf.shape(inputs)[1]]
-
-    def get_config(self):
-        return {**super().get_config(), "max_length": self.max_length}
 
 
 def load_sst2(split: str) -> tuple[np.ndarray, np.ndarray]:
@@ -84,18 +65,13 @@ def load_sst2(split: str) -> tuple[np.ndarray, np.ndarray]:
 def build_classifier(args, encoder_settings: dict, vocab_size: int, length: int | None = None,
                      batch_size: int | None = None) -> tf.keras.Model:
     """Token ids (0: padding) -> 2 logits. Trained with any length (batches trimmed to their longest sentence),
-    converted with ``length=args.seq_len`` and ``batch_size=1``."""
+    converted with ``length=args.seq_len`` and ``batch_size=1``. The definition is the zoo's
+    (`keras_bnn.zoo.text_models.transformer_classifier`, shipped as ``binary_transformer.sst2``)."""
     tokens = tf.keras.Input((length,), dtype="int32", batch_size=batch_size)
-    x = tf.keras.layers.Embedding(vocab_size, args.d_model, mask_zero=True, name="tokens")(tokens)
-    x = AddPositions(args.seq_len, name="positions")(x)
-    x = tf.keras.layers.LayerNormalization(epsilon=1e-5, name="embedding_norm")(x)
-    x = tf.keras.layers.Dropout(args.dropout)(x)
-    for index in range(args.layers):
-        x = BinaryTransformerEncoder(args.heads, args.ffn, dropout=args.dropout, name=f"encoder_{index}",
-                                     **encoder_settings)(x)
-    x = tf.keras.layers.GlobalAveragePooling1D(name="pool")(x)  # mean over the unpadded positions
-    x = tf.keras.layers.Dropout(args.dropout)(x)
-    return tf.keras.Model(tokens, tf.keras.layers.Dense(2, name="classifier")(x))
+    logits = transformer_classifier(tokens, encoder_settings, vocabulary_size=vocab_size, max_length=args.seq_len,
+                                    d_model=args.d_model, heads=args.heads, ffn=args.ffn, layers=args.layers,
+                                    dropout=args.dropout)
+    return tf.keras.Model(tokens, logits)
 
 
 def distillation_loss(temperature: float, label_weight: float):
@@ -245,6 +221,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--train-limit", type=int, default=0, help="use only this many training sentences (0: all)")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--save-dir", default="",
+                        help="save the selected binary model's and the float model's weights there "
+                             "(binary.weights.h5, float.weights.h5) with the tokenizer's vocabulary.json")
     parser.add_argument("--output", default=str(RESULTS / "attention.json"))
     args = parser.parse_args(argv)
     tf.keras.utils.set_random_seed(args.seed)
@@ -299,15 +278,18 @@ def main(argv: list[str] | None = None) -> dict:
     binary_result.update(flatbuffer_report(student, args, VARIANTS[chosen], vocab, x_dev, y_dev, run_lce=True))
     binary_result["act_act_binary_mac_share_analytic"] = analytic_act_act_share(student, args.seq_len)
     float_result.update(flatbuffer_report(teacher, args, FLOAT, vocab, x_dev, y_dev, run_lce=False))
+    if args.save_dir:
+        save_models(pathlib.Path(args.save_dir), student, teacher, vectorize.get_vocabulary())
 
     result = {
         "binary": binary_result,
         "float": float_result,
         "accuracy_gap": float_result["dev_accuracy"] - binary_result["dev_accuracy"],
         "ablation": ablation,
-        "setup": {key: value for key, value in vars(args).items() if key != "output"} | {
+        "setup": {key: value for key, value in vars(args).items() if key not in ("output", "save_dir")} | {
             "train_sentences": len(x_fit), "holdout_sentences": len(x_hold), "dev_sentences": len(x_dev),
-            "vocabulary": vocab, "pretrained": False, "wall_seconds": round(time.time() - start)},
+            "vocabulary": vocab, "pretrained": False, "wall_seconds": round(time.time() - start)}
+        | ({"save_dir": args.save_dir} if args.save_dir else {}),
         "command": " ".join(["nice -n 10 .venv/bin/python benchmarks/attention.py", *(argv or sys.argv[1:])]),
         "machine": machine_info(),
     }
@@ -315,6 +297,17 @@ def main(argv: list[str] | None = None) -> dict:
     pathlib.Path(args.output).write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps({key: result[key] for key in ("binary", "float", "accuracy_gap")}, indent=2, default=str))
     return result
+
+
+def save_models(directory: pathlib.Path, binary: tf.keras.Model, teacher: tf.keras.Model,
+                vocabulary: list[str]) -> None:
+    """Weights of the selected binary model and of the float teacher, and the tokenizer's vocabulary (in id
+    order: 0 is padding, 1 out-of-vocabulary); ``python -m keras_bnn.zoo.training.export_text`` exports them."""
+    directory.mkdir(parents=True, exist_ok=True)
+    binary.save_weights(str(directory / "binary.weights.h5"))
+    teacher.save_weights(str(directory / "float.weights.h5"))
+    (directory / "vocabulary.json").write_text(json.dumps(list(vocabulary)) + "\n")
+    print(f"saved weights and vocabulary to {directory}", flush=True)
 
 
 def _matching_weights(teacher: tf.keras.Model, student: tf.keras.Model) -> list[np.ndarray]:

@@ -3,6 +3,9 @@
 An entry point is a plain function registered with `register_model`; it receives keyword arguments only
 (`input_shape`, `num_classes`, `include_top`, `batch_size`, `binary`) and returns a `tf.keras.Model`. What a
 name means for its pretrained weights lives apart, as data, in `keras_bnn.zoo.pretrained`.
+
+A spec's `task` says what the model maps to what (`TASKS`): images to class probabilities, token ids to
+next-token logits, or token ids to sentence-class logits.
 """
 
 from __future__ import annotations
@@ -14,9 +17,38 @@ from collections.abc import Callable
 
 import tensorflow as tf
 
-__all__ = ["ModelSpec", "register_model", "list_registered", "spec"]
+__all__ = ["ModelSpec", "Task", "TASKS", "register_model", "list_registered", "spec"]
 
 EntryPoint = Callable[..., tf.keras.Model]
+
+
+@dataclasses.dataclass(frozen=True)
+class Task:
+    """What the models of one task take and give.
+
+    Attributes:
+        inputs: The input, in words.
+        outputs: The output, in words.
+        examples: What one test example is (plural), e.g. "images".
+        fixed_input: Whether pretrained weights fix the input shape (an image model's dense layers do; a text
+            model reads token ids of any length its positions allow).
+    """
+
+    inputs: str
+    outputs: str
+    examples: str
+    fixed_input: bool
+
+
+TASKS: dict[str, Task] = {
+    "image_classification": Task("float32 pixel values 0..255", "class probabilities (softmax)", "images",
+                                 fixed_input=True),
+    "language_modeling": Task("int32 character ids (batch, length)",
+                              "next-character logits (batch, length, vocabulary)", "characters",
+                              fixed_input=False),
+    "text_classification": Task("int32 word ids (batch, length), 0 = padding", "class logits (batch, classes)",
+                                "sentences", fixed_input=False),
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -26,22 +58,24 @@ class ModelSpec:
     Attributes:
         name: `architecture.dataset`, e.g. `"binarynet_mlp.mnist"`.
         entry_point: Builds the model from keyword arguments (see the module docstring).
-        input_shape: Default input shape, without the batch dimension.
-        num_classes: Default number of classes of the classification head.
+        input_shape: Default input shape, without the batch dimension (None: any length of a text model).
+        num_classes: Default number of classes of the classification head (a language model's vocabulary).
         dataset: The dataset the defaults (and any pretrained weights) are for.
         feature_layer: Name of the layer whose output is the model's output when `include_top=False`.
         summary: One line: what the architecture is.
         paper: Reference of the architecture.
+        task: A key of `TASKS`.
     """
 
     name: str
     entry_point: EntryPoint
-    input_shape: tuple[int, ...]
+    input_shape: tuple[int | None, ...]
     num_classes: int
     dataset: str
     feature_layer: str
     summary: str
     paper: str
+    task: str = "image_classification"
 
     @property
     def architecture(self) -> str:
@@ -55,12 +89,13 @@ _SPECS: dict[str, ModelSpec] = {}
 def register_model(
     name: str,
     *,
-    input_shape: tuple[int, ...],
+    input_shape: tuple[int | None, ...],
     num_classes: int,
     dataset: str,
     feature_layer: str,
     summary: str,
     paper: str,
+    task: str = "image_classification",
 ) -> Callable[[EntryPoint], EntryPoint]:
     """Decorator that registers a model entry point under `name` (`architecture.dataset`).
 
@@ -72,12 +107,13 @@ def register_model(
         feature_layer: Layer whose output the model ends at when built with `include_top=False`.
         summary: One-line description for cards and listings.
         paper: Reference of the architecture.
+        task: What the model does, a key of `TASKS`.
 
     Returns:
         The decorator, which returns the entry point unchanged.
 
     Raises:
-        ValueError: `name` is malformed or already registered.
+        ValueError: `name` is malformed or already registered, or `task` is unknown.
 
     Example:
         >>> import keras_bnn
@@ -87,6 +123,8 @@ def register_model(
     """
     if name.count(".") != 1 or not all(name.split(".")):
         raise ValueError(f"Model names are 'architecture.dataset' (one dot), got {name!r}.")
+    if task not in TASKS:
+        raise ValueError(f"task must be one of {sorted(TASKS)}, got {task!r}.")
 
     def decorator(entry_point: EntryPoint) -> EntryPoint:
         if name in _SPECS:
@@ -104,6 +142,7 @@ def register_model(
             feature_layer=feature_layer,
             summary=summary,
             paper=paper,
+            task=task,
         )
         return entry_point
 

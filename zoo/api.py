@@ -41,7 +41,8 @@ def _check_pretrained_fits(
             f"num_classes={num_classes!r} was asked. Build it with pretrained=False, or with "
             f"pretrained=True, include_top=False for the {spec.name!r} features and add your own head."
         )
-    if input_shape is not None and tuple(input_shape) != spec.input_shape:
+    fixed = _registry.TASKS[spec.task].fixed_input
+    if fixed and input_shape is not None and tuple(input_shape) != spec.input_shape:
         raise ValueError(
             f"pretrained=True: the weights of {spec.name!r} were trained on inputs of shape "
             f"{spec.input_shape}, but input_shape={tuple(input_shape)!r} was asked."
@@ -63,10 +64,12 @@ def get(
         name: A name from `list_models()`, `architecture.dataset`.
         pretrained: Load the weights trained here (checked by sha256 first; see `keras_bnn.zoo.weights`).
         input_shape: Input shape without the batch dimension; default the dataset's. With pretrained weights
-            it must be the one they were trained with.
-        num_classes: Classes of the classification head; default the dataset's. Only with include_top=True;
-            with pretrained weights it must be the trained head's.
-        include_top: Keep the classifier. False ends the model at its last feature layer; with
+            an image model's must be the one they were trained with; a text model's is `(length,)`, any
+            length its positions allow (None: any).
+        num_classes: Classes of the classification head (a language model's vocabulary size); default the
+            dataset's. Only with include_top=True; with pretrained weights it must be the trained head's.
+        include_top: Keep the classifier (a language model's output layer). False ends the model at its last
+            feature layer; with
             pretrained=True that is the pretrained backbone (the head's weights are loaded and dropped).
         batch_size: Fixed batch size of the input (LCE converts with a fixed batch); None leaves it open.
 

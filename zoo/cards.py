@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from keras_bnn.zoo import _registry
 from keras_bnn.zoo.imagenet import PAPER_FIGURES, PAPER_NOTES
-from keras_bnn.zoo.pretrained import PRETRAINED, PretrainedConfig
+from keras_bnn.zoo.pretrained import METRICS, PRETRAINED, PretrainedConfig
 
 __all__ = ["operation_counts", "model_card"]
 
@@ -58,19 +58,45 @@ def _format_count(value: float) -> str:
     return f"{value:.3g}" if value < 1e4 else f"{value:.3e}".replace("e+0", "e").replace("e+", "e")
 
 
+def _macs_line(spec: _registry.ModelSpec, counts: dict[str, int], config: PretrainedConfig | None) -> str:
+    if _registry.TASKS[spec.task].fixed_input:
+        return (
+            f"- MACs per image (`larq.models.ModelProfile`): {_format_count(counts['binary_macs'])} binary, "
+            f"{_format_count(counts['float_macs'])} float "
+            f"({_format_count(counts['float_macs_excluding_batchnorm'])} without the BatchNorm that larq counts "
+            "as MACs)"
+        )
+    unit = "character" if spec.task == "language_modeling" else f"sentence of {spec.input_shape[0]} tokens"
+    if config is None or config.flatbuffer_macs is None:
+        return "- MACs: not counted (larq's profile counts conv/dense layers only)"
+    macs = config.flatbuffer_macs
+    binary = macs["bitpacked"] + macs["unpacked_binary"] + macs["activation_binary"]
+    return (
+        f"- MACs per {unit} (LCE flatbuffer, `keras_bnn.tflite.inspect`): {_format_count(binary)} binary "
+        f"({_format_count(macs['bitpacked'])} bitpacked weight x activation, "
+        f"{_format_count(macs['activation_binary'])} activation x activation), {_format_count(macs['other'])} "
+        "other"
+    )
+
+
 def _architecture_section(spec: _registry.ModelSpec, counts: dict[str, int]) -> list[str]:
+    task = _registry.TASKS[spec.task]
+    if task.fixed_input:
+        shape = f"- Input: {spec.input_shape}, {spec.num_classes} classes ({spec.dataset})"
+    else:
+        length = "any length" if spec.input_shape[0] is None else f"length {spec.input_shape[0]}"
+        classes = "-token vocabulary" if spec.task == "language_modeling" else " classes"
+        shape = f"- Input: {task.inputs}, {length}; output: {task.outputs}; {spec.num_classes}{classes} ({spec.dataset})"
     return [
         "## Architecture",
         "",
         spec.summary,
         "",
-        f"- Input: {spec.input_shape}, {spec.num_classes} classes ({spec.dataset})",
+        shape,
         f"- Features (`include_top=False`): output of layer `{spec.feature_layer}`",
         f"- Parameters: {counts['params']:,} ({counts['binary_params']:,} binary, "
         f"{counts['float_params']:,} 32-bit); larq model size {counts['memory_bits'] / 8 / 1024:,.1f} KiB",
-        f"- MACs per image (`larq.models.ModelProfile`): {_format_count(counts['binary_macs'])} binary, "
-        f"{_format_count(counts['float_macs'])} float ({_format_count(counts['float_macs_excluding_batchnorm'])} "
-        "without the BatchNorm that larq counts as MACs)",
+        _macs_line(spec, counts, PRETRAINED.get(spec.name)),
         f"- Paper: {spec.paper}",
     ]
 
@@ -108,9 +134,9 @@ def _paper_section(name: str, counts: dict[str, int]) -> list[str]:
 
 
 def _weights_section(name: str, config: PretrainedConfig) -> list[str]:
-    twin = (
-        f"{config.float_twin_test_accuracy:.2%}" if config.float_twin_test_accuracy is not None else "not trained"
-    )
+    metric = METRICS[config.metric]
+    examples = _registry.TASKS[_registry.spec(name).task].examples
+    twin = metric.format(config.float_twin_test_score) if config.float_twin_test_score is not None else "not trained"
     share = f"{config.bitpacked_share:.1%}" if config.bitpacked_share is not None else "no binary MACs"
     return [
         "",
@@ -118,10 +144,11 @@ def _weights_section(name: str, config: PretrainedConfig) -> list[str]:
         "",
         "| field | value |",
         "| --- | --- |",
-        f"| test accuracy (top-1, {config.test_examples:,} {config.dataset} test images) | "
-        f"{config.test_accuracy:.2%} |",
-        f"| validation accuracy (last 10% of train, held out) | {config.validation_accuracy:.2%} |",
-        f"| float twin test accuracy (same layers, no quantizers) | {twin} |",
+        f"| test {metric.label} ({config.test_examples:,} {config.dataset} {config.test_split} {examples}) | "
+        f"{metric.format(config.test_score)} |",
+        f"| validation {metric.label} ({config.validation_description}) | "
+        f"{metric.format(config.validation_score)} |",
+        f"| float twin test {metric.label} (same layers, no quantizers) | {twin} |",
         f"| weights file | `{config.weights_file}`, {config.size_bytes:,} bytes |",
         f"| sha256 | `{config.sha256}` |",
         f"| LCE flatbuffer | {config.flatbuffer_bytes:,} bytes, {share} of binary MACs bitpacked |",
@@ -140,8 +167,8 @@ def model_card(name: str) -> str:
     """The model card of a registered model, as markdown.
 
     It states the architecture and its counts (from `larq.models.ModelProfile`), and, for models with
-    pretrained weights, every field of their `PretrainedConfig` (file size, sha256, measured accuracies,
-    flatbuffer size, training command). ImageNet definitions compare their counts with the paper's.
+    pretrained weights, every field of their `PretrainedConfig` (file size, sha256, measured accuracy or bits
+    per character, flatbuffer size, training command). ImageNet definitions compare their counts with the paper's.
 
     Raises:
         ValueError: Unknown name (with close names).

@@ -64,9 +64,9 @@ def _evaluate(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result, sort_keys=True))
     else:
-        card = "-" if result["card"] is None else f"{result['card']:.2%}"
+        metric = zoo.pretrained.METRICS[result["metric"]]
         print(f"{result['name']} on {result['dataset']} {result['split']} ({result['examples']:,} examples)")
-        print(f"  top-1 accuracy  card: {card}  measured: {result['measured']:.2%}")
+        print(f"  {metric.label}  card: {metric.format(result['card'])}  measured: {metric.format(result['measured'])}")
         if result["card"] is not None:
             print("  matches the card" if result["matches"] else "  DOES NOT match the card")
     return EXIT_OK if result["matches"] or result["card"] is None else EXIT_FAILURE
@@ -95,10 +95,12 @@ def add_zoo_commands(subparsers: argparse._SubParsersAction) -> argparse.Argumen
     card_parser.set_defaults(run=_card)
 
     evaluate_parser = commands.add_parser(
-        "evaluate", help="re-measure a pretrained model's test accuracy and compare it with its card"
+        "evaluate", help="re-measure a pretrained model's test metric (accuracy, bits per character) and compare "
+        "it with its card"
     )
     evaluate_parser.add_argument("name", metavar="NAME")
-    evaluate_parser.add_argument("--split", default="test", help="dataset split (default: test)")
+    evaluate_parser.add_argument("--split", default=None,
+                                 help="dataset split (default: the card's test split, e.g. test)")
     evaluate_parser.add_argument("--json", action="store_true", help="print the result as JSON")
     evaluate_parser.set_defaults(run=_evaluate)
     return zoo_parser

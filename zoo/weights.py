@@ -8,7 +8,9 @@ A compact file is an uncompressed `.npz` (readable with `numpy.load`) holding ev
 * a binary kernel whose quantized value is ±c with one c per output channel (larq's
   `magnitude_aware_sign`, the XNOR-Net/Bi-Real weight scale) is stored as signs plus one float32 per output
   channel: keys `wNNN.bits` and `wNNN.scale`;
-* anything else (real kernels, BatchNorm parameters and statistics, biases) is stored as is: `wNNN.value`.
+* anything else (real kernels, BatchNorm parameters and statistics, biases) is stored as is: `wNNN.value`;
+* optional extras that belong with the weights, e.g. a text model's vocabulary (a numpy string array), are
+  stored as `extra.NAME` and read back with `load_extras`, under the same sha256 check.
 
 On load the latent weight of a binary kernel is set to its quantized value (±1, or ±c), so the quantized
 forward pass is the one of the saved model. For ±c the stored c is the latent magnitude for which the
@@ -42,10 +44,19 @@ from larq.quantized_variable import QuantizedVariable
 
 from keras_bnn import _compat
 
-__all__ = ["CompactInfo", "WeightsFileError", "canonicalize", "file_sha256", "save_compact", "load_compact"]
+__all__ = [
+    "CompactInfo",
+    "WeightsFileError",
+    "canonicalize",
+    "file_sha256",
+    "save_compact",
+    "load_compact",
+    "load_extras",
+]
 
 FORMAT = "keras_bnn.zoo compact weights v1"
 _FIXED_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
+_EXTRA = "extra."
 
 
 class WeightsFileError(ValueError):
@@ -194,22 +205,39 @@ def _write_npz(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> None:
             archive.writestr(zipfile.ZipInfo(f"{key}.npy", date_time=_FIXED_ZIP_TIME), buffer.getvalue())
 
 
-def save_compact(model: tf.keras.Model, path: str | os.PathLike) -> CompactInfo:
+def _check_extras(extras: dict[str, np.ndarray] | None) -> dict[str, np.ndarray]:
+    checked = {}
+    for name, value in (extras or {}).items():
+        array = np.asarray(value)
+        if not isinstance(name, str) or not name.isidentifier():
+            raise ValueError(f"extras keys must be identifiers, got {name!r}.")
+        if array.dtype == object:
+            raise ValueError(f"extras[{name!r}] must be a numeric or str array (no Python objects).")
+        checked[f"{_EXTRA}{name}"] = array
+    return checked
+
+
+def save_compact(
+    model: tf.keras.Model, path: str | os.PathLike, *, extras: dict[str, np.ndarray] | None = None
+) -> CompactInfo:
     """Write all of `model`'s weights to `path` in the compact format (see the module docstring).
 
     Args:
         model: A built Keras model (any model; larq binary kernels are stored as bits).
         path: Where to write the `.npz` file.
+        extras: Arrays stored next to the weights (names are identifiers; str arrays are fine, objects are
+            not), e.g. `{"vocabulary": np.asarray(tokens)}`; read back with `load_extras`.
 
     Returns:
         A `CompactInfo` with the file's sha256 and size and how each binary kernel was stored.
 
     Raises:
         TypeError: `model` is not a built Keras model.
+        ValueError: a bad `extras` name or an object array.
     """
     if not isinstance(model, tf.keras.Model) or not model.built:
         raise TypeError(f"save_compact needs a built tf.keras.Model, got {model!r}.")
-    arrays: dict[str, np.ndarray] = {"__format__": np.asarray(FORMAT)}
+    arrays: dict[str, np.ndarray] = {"__format__": np.asarray(FORMAT), **_check_extras(extras)}
     names, binary, scaled, fallbacks, float_bytes = [], 0, 0, [], 0
     for index, weight in enumerate(model.weights):
         key = f"w{index:03d}"
@@ -258,6 +286,39 @@ def _read_checked(path: str | os.PathLike, sha256: str | None, size: int | None)
     return data
 
 
+def _read_arrays(path: str | os.PathLike, sha256: str | None, size: int | None) -> dict[str, np.ndarray]:
+    """All arrays of a checked compact file."""
+    data = _read_checked(path, sha256, size)
+    try:
+        with np.load(io.BytesIO(data), allow_pickle=False) as archive:
+            arrays = {key: archive[key] for key in archive.files}
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as error:
+        raise WeightsFileError(f"Weights file {os.fspath(path)!r} is not a readable .npz: {error}") from error
+    if str(arrays.get("__format__", "")) != FORMAT:
+        raise WeightsFileError(f"{os.fspath(path)!r} is not a {FORMAT!r} file.")
+    return arrays
+
+
+def load_extras(
+    path: str | os.PathLike, *, sha256: str | None = None, size: int | None = None
+) -> dict[str, np.ndarray]:
+    """The extras that `save_compact(..., extras=...)` stored in a compact file, checked like the weights.
+
+    Args:
+        path: The `.npz` file.
+        sha256: Expected hex sha256 of the file; None skips the check.
+        size: Expected file size in bytes; None skips the check.
+
+    Returns:
+        `{name: array}` (empty when the file has no extras).
+
+    Raises:
+        WeightsFileError: as `load_compact`.
+    """
+    arrays = _read_arrays(path, sha256, size)
+    return {key[len(_EXTRA):]: value for key, value in arrays.items() if key.startswith(_EXTRA)}
+
+
 def load_compact(
     model: tf.keras.Model,
     path: str | os.PathLike,
@@ -279,14 +340,7 @@ def load_compact(
         WeightsFileError (a ValueError): missing file, sha256 or size mismatch (the message names the file and
             both hashes), a file that is not a compact weights file, or weights that do not fit `model`.
     """
-    data = _read_checked(path, sha256, size)
-    try:
-        with np.load(io.BytesIO(data), allow_pickle=False) as archive:
-            arrays = {key: archive[key] for key in archive.files}
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as error:
-        raise WeightsFileError(f"Weights file {os.fspath(path)!r} is not a readable .npz: {error}") from error
-    if str(arrays.get("__format__", "")) != FORMAT:
-        raise WeightsFileError(f"{os.fspath(path)!r} is not a {FORMAT!r} file.")
+    arrays = _read_arrays(path, sha256, size)
     names = [str(name) for name in arrays["__names__"]]
     if len(names) != len(model.weights):
         raise WeightsFileError(

@@ -13,10 +13,31 @@ from keras_bnn.zoo.imagenet import PAPER_FIGURES
 
 SMALL = [name for name in zoo.list_models() if not name.endswith(".imagenet")]
 IMAGENET = zoo.list_models("*.imagenet")
+TEXT = ["binary_gru_lm.tiny_shakespeare", "binary_transformer.sst2"]
 
 
 def _images(count, shape=(28, 28, 1), seed=0):
     return np.random.default_rng(seed).uniform(0, 255, (count, *shape)).astype(np.float32)
+
+
+def _inputs(name, count, seed=0):
+    """Inputs of the model's task: pixels, or token ids (sentences padded with 0 after a random length)."""
+    spec = _registry.spec(name)
+    if spec.task == "image_classification":
+        return _images(count, spec.input_shape, seed)
+    rng = np.random.default_rng(seed)
+    vocabulary = zoo.get(name).layers[1].input_dim
+    length = spec.input_shape[0] or 20
+    ids = rng.integers(1, vocabulary, (count, length)).astype(np.int32)
+    if spec.task == "text_classification":
+        for row, used in zip(ids, rng.integers(1, length, count)):
+            row[used:] = 0
+    return ids
+
+
+def _output_shape(name, batch, classes):
+    """(batch, classes), or (batch, length, vocabulary) for a language model."""
+    return (batch, None, classes) if _registry.spec(name).task == "language_modeling" else (batch, classes)
 
 
 def test_list_models_filters_and_sorts():
@@ -43,16 +64,28 @@ def test_unknown_name_lists_close_names(typo, expected):
         zoo.model_card(typo)
 
 
+def test_text_models_are_registered_with_their_task():
+    assert set(TEXT) <= set(SMALL)
+    assert {name: _registry.spec(name).task for name in TEXT} == {
+        "binary_gru_lm.tiny_shakespeare": "language_modeling", "binary_transformer.sst2": "text_classification"}
+    assert all(_registry.spec(name).task == "image_classification" for name in SMALL if name not in TEXT)
+
+
 @pytest.mark.parametrize("name", SMALL)
 def test_builds_functional_with_default_output(name):
     model = zoo.get(name)
     spec = _registry.spec(name)
     assert _compat.is_graph_model(model)
     assert model.input_shape == (None, *spec.input_shape)
-    assert model.output_shape == (None, spec.num_classes)
-    probabilities = model.predict(_images(2), verbose=0)
-    assert probabilities.shape == (2, spec.num_classes)
-    np.testing.assert_allclose(probabilities.sum(axis=-1), 1.0, rtol=1e-5)
+    assert model.output_shape == _output_shape(name, None, spec.num_classes)
+    inputs = _inputs(name, 2)
+    outputs = model.predict(inputs, verbose=0)
+    expected = _output_shape(name, 2, spec.num_classes)
+    assert outputs.shape == tuple(inputs.shape[1] if d is None else d for d in expected)
+    if spec.task == "image_classification":
+        np.testing.assert_allclose(outputs.sum(axis=-1), 1.0, rtol=1e-5)
+    else:  # logits
+        assert np.all(np.isfinite(outputs)) and outputs.dtype == np.float32
     assert larq.models.ModelProfile(model).weight_count(1) > 0  # it is binary
 
 
@@ -60,7 +93,7 @@ def test_builds_functional_with_default_output(name):
 def test_num_classes_batch_size_and_include_top(name):
     spec = _registry.spec(name)
     model = zoo.get(name, num_classes=3, batch_size=2)
-    assert model.output_shape == (2, 3)
+    assert model.output_shape == _output_shape(name, 2, 3)
     headless = zoo.get(name, include_top=False)
     assert headless.layers[-1].name == spec.feature_layer
     assert "predictions" not in [layer.name for layer in headless.layers]
@@ -82,11 +115,11 @@ def test_keras_save_load_keeps_predictions(name, tmp_path):
     for weight in model.weights:  # Move away from the initial BatchNorm statistics.
         value = rng.uniform(-1, 1, weight.shape).astype(np.float32)
         weight.assign(np.abs(value) + 0.5 if "variance" in weight.name else value)
-    images = _images(4)
+    inputs = _inputs(name, 4)
     path = tmp_path / f"{name}.keras"
     model.save(path)
     loaded = tf.keras.models.load_model(path)
-    np.testing.assert_array_equal(loaded.predict(images, verbose=0), model.predict(images, verbose=0))
+    np.testing.assert_array_equal(loaded.predict(inputs, verbose=0), model.predict(inputs, verbose=0))
 
 
 @pytest.mark.parametrize("name", [n for n in SMALL if "fashion" in n])
@@ -95,6 +128,24 @@ def test_float_twin_has_no_binary_weights(name):
     profile = larq.models.ModelProfile(twin)
     assert profile.weight_count(1) == 0
     assert twin.count_params() == zoo.get(name).count_params()
+
+
+def test_text_model_arguments():
+    lm = zoo.get("binary_gru_lm.tiny_shakespeare", input_shape=(7,), batch_size=3)
+    assert lm.input_shape == (3, 7) and lm.output_shape == (3, 7, 65)
+    stateful = _registry.spec("binary_gru_lm.tiny_shakespeare").entry_point(batch_size=2, stateful=True)
+    ids = _inputs("binary_gru_lm.tiny_shakespeare", 2)
+    first, second = stateful(ids[:, :10]), stateful(ids[:, 10:])  # the state carries over
+    whole = zoo.get("binary_gru_lm.tiny_shakespeare")
+    whole.set_weights(stateful.get_weights())
+    np.testing.assert_allclose(np.concatenate([first, second], 1), whole.predict(ids, verbose=0), atol=1e-4)
+    with pytest.raises(ValueError, match="stateful=True needs a fixed batch_size"):
+        _registry.spec("binary_gru_lm.tiny_shakespeare").entry_point(stateful=True)
+    assert zoo.get("binary_transformer.sst2", input_shape=(None,)).input_shape == (None, None)
+    with pytest.raises(ValueError, match="longer than the 48 positions"):
+        zoo.get("binary_transformer.sst2", input_shape=(60,))
+    with pytest.raises(ValueError, match="input_shape must be"):
+        zoo.get("binary_transformer.sst2", input_shape=(4, 4))
 
 
 def test_imagenet_definitions_match_the_paper_counts():
@@ -117,6 +168,8 @@ def test_register_model_refuses_bad_and_taken_names():
     common = dict(input_shape=(4,), num_classes=2, dataset="d", feature_layer="f", summary="s", paper="p")
     with pytest.raises(ValueError, match="architecture.dataset"):
         _registry.register_model("no_dot", **common)
+    with pytest.raises(ValueError, match="task must be one of"):
+        _registry.register_model("new.d", task="translation", **common)
     with pytest.raises(ValueError, match="already registered"):
         _registry.register_model("binary_cnn.mnist", **common)(lambda **kwargs: None)
     assert "binary_cnn.mnist" in zoo.list_models()

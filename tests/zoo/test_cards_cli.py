@@ -14,12 +14,24 @@ PRETRAINED = zoo.list_models(pretrained=True)
 def test_card_states_the_pretrained_fields(name):
     card = zoo.model_card(name)
     config = zoo.pretrained_config(name)
+    metric = zoo.pretrained.METRICS[config.metric]
     assert card.startswith(f"# {name}\n")
-    for text in (config.sha256, f"{config.size_bytes:,} bytes", f"{config.test_accuracy:.2%}", config.command,
-                 f"{config.flatbuffer_bytes:,} bytes", config.license):
+    for text in (config.sha256, f"{config.size_bytes:,} bytes", metric.format(config.test_score), config.command,
+                 f"{config.flatbuffer_bytes:,} bytes", config.license, f"| test {metric.label} (",
+                 f"{config.test_examples:,} {config.dataset} {config.test_split} "):
         assert text in card
-    if config.float_twin_test_accuracy is not None:
-        assert f"{config.float_twin_test_accuracy:.2%}" in card
+    if config.float_twin_test_score is not None:
+        assert metric.format(config.float_twin_test_score) in card
+
+
+def test_text_cards_state_their_metric_and_flatbuffer_macs():
+    card = zoo.model_card("binary_gru_lm.tiny_shakespeare")
+    assert "| test bits per character (55,744 tiny_shakespeare test characters) | 2.5170 bpc |" in card
+    assert "MACs per character (LCE flatbuffer" in card and "2.458e5 binary" in card
+    assert "65-token vocabulary" in card
+    card = zoo.model_card("binary_transformer.sst2")
+    assert "| test top-1 accuracy (872 sst2 validation sentences) | 80.16% |" in card
+    assert "MACs per sentence of 48 tokens" in card and "zoo.tokenizer" in card
 
 
 def test_definition_card_says_there_are_no_weights():
@@ -51,3 +63,13 @@ def test_cli_evaluate_prints_card_and_measured(capsys):
     assert main(["evaluate", name, "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["matches"] is True and result["card"] == result["measured"]
+
+
+def test_cli_evaluate_prints_the_metric_of_a_text_model(capsys):
+    assert main(["evaluate", "binary_transformer.sst2"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == ["binary_transformer.sst2 on sst2 validation (872 examples)",
+                     "  top-1 accuracy  card: 80.16%  measured: 80.16%", "  matches the card"]
+    assert main(["evaluate", "binary_transformer.sst2", "--split", "train[:50]", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["card"] is None and result["examples"] == 50 and result["metric"] == "top1_accuracy"

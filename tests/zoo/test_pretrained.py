@@ -1,5 +1,6 @@
-"""Pretrained weights: the packaged files match their configs, load, classify real test images, and
-reproduce the card's test accuracy; wrong arguments and damaged files are refused."""
+"""Pretrained weights: the packaged files match their configs, load, classify real test images and sentences
+or predict a known next character, and reproduce the card's test metric; wrong arguments and damaged files
+are refused."""
 
 import dataclasses
 import shutil
@@ -8,22 +9,29 @@ import numpy as np
 import pytest
 
 import keras_bnn.zoo as zoo
-from keras_bnn.zoo import api, pretrained, weights
+from keras_bnn.zoo import _registry, api, pretrained, text, weights
 from keras_bnn.zoo.evaluation import load_split
+from keras_bnn.zoo.text import load_sentences, load_text
 
 PRETRAINED = zoo.list_models(pretrained=True)
+TEXT = ["binary_gru_lm.tiny_shakespeare", "binary_transformer.sst2"]
 
-# A test image each pretrained model classifies correctly (index into the dataset's test split).
-KNOWN_TEST_IMAGE = {
+# A test example each pretrained model gets right: an index into the card's test split (images, sentences),
+# or for the language model the place in the test text where it predicts the next character (the ":" after
+# the speaker's name in "\n\nTRANIO:\nThen at my lodging").
+KNOWN_TEST_EXAMPLE = {
     "binarynet_mlp.mnist": 0,
     "binary_cnn.mnist": 0,
     "birealnet_small.fashion_mnist": 0,
     "xnornet_small.fashion_mnist": 0,
+    "binary_transformer.sst2": 0,  # "a valueless kiddie paean to pro basketball underwritten by the nba ." (0)
+    "binary_gru_lm.tiny_shakespeare": "\n\nTRANIO",
 }
 
 
 def test_every_trained_model_ships_weights():
-    assert PRETRAINED == sorted(KNOWN_TEST_IMAGE)
+    assert PRETRAINED == sorted(KNOWN_TEST_EXAMPLE)
+    assert set(TEXT) <= set(PRETRAINED)
 
 
 @pytest.mark.parametrize("name", PRETRAINED)
@@ -34,16 +42,57 @@ def test_packaged_file_matches_its_config(name):
     assert path.stat().st_size == config.size_bytes
     assert weights.file_sha256(path) == config.sha256
     assert config.dataset == name.split(".")[1]
-    assert 0.0 < config.test_accuracy <= 1.0 and config.test_examples == 10_000
-    assert config.command.startswith(f"python -m keras_bnn.zoo.training.train {name}")
+    task = _registry.spec(name).task
+    if task == "image_classification":
+        assert 0.0 < config.test_accuracy <= 1.0 and config.test_examples == 10_000
+        assert config.command.startswith(f"python -m keras_bnn.zoo.training.train {name}")
+    else:  # trained by the benchmark that defines it, then exported
+        assert f"keras_bnn.zoo.training.export_text {name} --weights" in config.command
+        assert config.command.startswith((".venv/bin/python benchmarks/", "nice -n 10 .venv/bin/python benchmarks/"))
+    if task == "language_modeling":
+        assert config.metric == "bits_per_character" and 0.0 < config.test_bits_per_character < 8.0
+        assert config.test_accuracy is None and config.test_examples == 55_744
+    if task == "text_classification":
+        assert config.test_split == "validation" and config.test_examples == 872  # GLUE dev
+    assert config.bitpacked_share == 1.0 or task == "image_classification"
 
 
-@pytest.mark.parametrize("name", PRETRAINED)
+@pytest.mark.parametrize("name", [n for n in PRETRAINED if n not in TEXT])
 def test_pretrained_model_classifies_a_known_test_image(name):
-    index = KNOWN_TEST_IMAGE[name]
+    index = KNOWN_TEST_EXAMPLE[name]
     images, labels = load_split(zoo.pretrained_config(name).dataset, f"test[{index}:{index + 1}]")
     model = zoo.get(name, pretrained=True)
     assert int(np.argmax(model.predict(images, verbose=0), axis=-1)[0]) == int(labels[0])
+
+
+def test_pretrained_transformer_classifies_known_dev_sentences_from_raw_text():
+    name = "binary_transformer.sst2"
+    sentences, labels = load_sentences("sst2", "validation")
+    index = KNOWN_TEST_EXAMPLE[name]
+    tokenize = zoo.tokenizer(name)
+    model = zoo.get(name, pretrained=True)
+    assert sentences[index] == "a valueless kiddie paean to pro basketball underwritten by the nba ."
+    ids = tokenize(sentences[index:index + 2])
+    assert ids.shape == (2, 48) and ids.dtype == np.int32 and ids[0, 11] == 0  # 11 words, then padding
+    assert model.predict(ids, verbose=0).argmax(-1).tolist() == labels[index:index + 2].tolist() == [0, 1]
+    # Unpadded ids of one sentence give the same class (padding is masked).
+    short = zoo.get(name, pretrained=True, input_shape=(None,))
+    assert short.predict(ids[:1, :11], verbose=0).argmax(-1).tolist() == [0]
+    assert tokenize(["--", ""])[:, 0].tolist() == [text.OOV_ID, text.OOV_ID]  # no word: one unknown id
+    with pytest.raises(TypeError, match="list of sentences"):
+        tokenize("one sentence")
+
+
+def test_pretrained_language_model_predicts_a_known_next_character():
+    name = "binary_gru_lm.tiny_shakespeare"
+    vocabulary = zoo.tokenizer(name)
+    assert vocabulary.size == 65 and vocabulary.characters[:3] == "\n !"
+    test = load_text("tiny_shakespeare", "test")
+    end = test.index(KNOWN_TEST_EXAMPLE[name]) + len(KNOWN_TEST_EXAMPLE[name])
+    model = zoo.get(name, pretrained=True)
+    logits = model.predict(vocabulary.encode(test[:end])[None], verbose=0)
+    assert logits.shape == (1, end, 65)
+    assert vocabulary.decode([logits[0, -1].argmax()]) == test[end] == ":"
 
 
 @pytest.mark.parametrize("name", PRETRAINED)
@@ -51,8 +100,12 @@ def test_evaluate_reproduces_the_card(name):
     result = zoo.evaluate(name)
     config = zoo.pretrained_config(name)
     assert result["examples"] == config.test_examples
-    assert result["card"] == config.test_accuracy
-    assert result["measured"] == config.test_accuracy
+    assert result["split"] == config.test_split and result["metric"] == config.metric
+    assert result["card"] == config.test_score
+    if config.metric == "top1_accuracy":
+        assert round(result["measured"] * result["examples"]) == round(config.test_score * config.test_examples)
+    else:  # bits per character, stated to 4 decimals
+        assert round(result["measured"], 4) == config.test_score
     assert result["matches"] is True
 
 
@@ -79,8 +132,19 @@ def test_pretrained_arguments_that_do_not_fit_the_weights_are_refused():
     assert zoo.get(name, pretrained=True, num_classes=10, batch_size=1).output_shape == (1, 10)
 
 
-def test_get_refuses_a_corrupted_weights_file(tmp_path, monkeypatch):
-    name = PRETRAINED[0]
+def test_text_models_take_any_length_their_positions_allow():
+    assert zoo.get("binary_gru_lm.tiny_shakespeare", pretrained=True, input_shape=(5,)).input_shape == (None, 5)
+    assert zoo.get("binary_transformer.sst2", pretrained=True, input_shape=(20,)).input_shape == (None, 20)
+    with pytest.raises(ValueError, match="longer than the 48 positions"):
+        zoo.get("binary_transformer.sst2", pretrained=True, input_shape=(49,))
+    with pytest.raises(ValueError, match="65-class head, but num_classes=64"):
+        zoo.get("binary_gru_lm.tiny_shakespeare", pretrained=True, num_classes=64)
+    with pytest.raises(ValueError, match="has no tokenizer"):
+        zoo.tokenizer("binary_cnn.mnist")
+
+
+@pytest.mark.parametrize("name", [PRETRAINED[0], *TEXT])
+def test_get_refuses_a_corrupted_weights_file(name, tmp_path, monkeypatch):
     config = zoo.pretrained_config(name)
     damaged = tmp_path / config.weights_file
     shutil.copyfile(pretrained.weights_path(config), damaged)
@@ -88,6 +152,10 @@ def test_get_refuses_a_corrupted_weights_file(tmp_path, monkeypatch):
     monkeypatch.setattr(api, "weights_path", lambda _config: damaged)
     with pytest.raises(zoo.WeightsFileError, match=config.sha256):
         zoo.get(name, pretrained=True)
+    if name in TEXT:  # the vocabulary is in the same file, under the same check
+        monkeypatch.setattr(text, "weights_path", lambda _config: damaged)
+        with pytest.raises(zoo.WeightsFileError, match=config.sha256):
+            zoo.tokenizer(name)
 
 
 def test_weights_with_a_url_are_downloaded_and_checked(tmp_path):

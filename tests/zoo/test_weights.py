@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 import keras_bnn.zoo as zoo
-from keras_bnn.zoo import weights
+from keras_bnn.zoo import _registry, weights
 
 SMALL = [name for name in zoo.list_models() if not name.endswith(".imagenet")]
 
@@ -24,8 +24,21 @@ def _images(count=8, seed=0):
     return np.random.default_rng(seed).uniform(0, 255, (count, 28, 28, 1)).astype(np.float32)
 
 
+def _inputs(name, count=8, seed=0):
+    """Pixels for an image model; token ids (no padding) for a text model."""
+    spec = _registry.spec(name)
+    if spec.task == "image_classification":
+        return _images(count, seed)
+    vocabulary = zoo.get(name).layers[1].input_dim
+    return np.random.default_rng(seed).integers(1, vocabulary, (count, spec.input_shape[0] or 16)).astype(np.int32)
+
+
 def _binary_kernels(model):
     return sum(1 for w in model.weights if getattr(getattr(w, "quantizer", None), "precision", None) == 1)
+
+
+def _magnitude_aware_kernels(model):
+    return sum(1 for w in model.weights if type(getattr(w, "quantizer", None)).__name__ == "MagnitudeAwareSign")
 
 
 @pytest.mark.parametrize("name", SMALL)
@@ -35,20 +48,55 @@ def test_canonical_round_trip_is_bit_exact_and_packed(name, tmp_path):
     assert changed == _binary_kernels(model) > 0
     info = weights.save_compact(model, tmp_path / "w.npz")
     assert info.binary_kernels == changed and info.dense_fallbacks == ()
-    # ste_sign kernels (MNIST models) are ±1: bits only; magnitude-aware ones also store one scale per channel.
-    assert info.scaled_kernels == (0 if name.endswith(".mnist") else changed)
+    # ste_sign kernels (MNIST models, the GRU) are ±1: bits only; magnitude-aware ones also store one scale per
+    # channel.
+    assert info.scaled_kernels == _magnitude_aware_kernels(model)
+    assert info.scaled_kernels == (changed if "fashion" in name or "transformer" in name else 0)
     reloaded = zoo.get(name)
     weights.load_compact(reloaded, tmp_path / "w.npz", sha256=info.sha256, size=info.bytes)
-    images = _images()
-    np.testing.assert_array_equal(reloaded.predict(images, verbose=0), model.predict(images, verbose=0))
+    inputs = _inputs(name)
+    np.testing.assert_array_equal(reloaded.predict(inputs, verbose=0), model.predict(inputs, verbose=0))
     # Packed bits: the file is much smaller than the float32 weights, and at most the 1-bit size + floats.
     profile = larq.models.ModelProfile(model)
     float_bytes = profile.weight_count(32) * 4
     packed_bytes = profile.weight_count(1) / 8
-    assert info.bytes < info.float32_equivalent_bytes / 2
+    with np.load(tmp_path / "w.npz") as archive:  # every binary weight is one bit
+        assert sum(archive[key].size for key in archive.files if key.endswith(".bits")) == packed_bytes
+    if _registry.spec(name).task == "image_classification":  # (the text models' real embeddings dominate)
+        assert info.bytes < info.float32_equivalent_bytes / 2
     assert info.bytes <= packed_bytes + float_bytes + 4 * sum(w.shape[-1] for w in model.weights) + 400 * len(
         model.weights
     ) + 1000
+
+
+def test_binary_gru_kernels_are_packed_bits(tmp_path):
+    model = _randomized("binary_gru_lm.tiny_shakespeare")
+    assert weights.canonicalize(model) == 2
+    info = weights.save_compact(model, tmp_path / "gru.npz")
+    with np.load(tmp_path / "gru.npz") as archive:
+        names = [str(name) for name in archive["__names__"]]
+        packed = {names[int(key[1:4])] for key in archive.files if key.endswith(".bits")}
+    assert packed == {"binary_gru/binary_gru_cell/kernel:0", "binary_gru/binary_gru_cell/recurrent_kernel:0"}
+    # 64x768 + 256x768 signs in 30,720 bytes; the embedding, biases, gate scales and the Dense head as float32.
+    assert info.bytes < info.float32_equivalent_bytes / 8
+
+
+def test_extras_round_trip_under_the_same_check(tmp_path):
+    model = _randomized("binary_gru_lm.tiny_shakespeare")
+    vocabulary = np.asarray(["a", "b", "\n", "é"])
+    info = weights.save_compact(model, tmp_path / "w.npz", extras={"vocabulary": vocabulary, "length": 4})
+    extras = weights.load_extras(tmp_path / "w.npz", sha256=info.sha256, size=info.bytes)
+    assert extras["vocabulary"].tolist() == ["a", "b", "\n", "é"] and int(extras["length"]) == 4
+    weights.load_compact(zoo.get("binary_gru_lm.tiny_shakespeare"), tmp_path / "w.npz", sha256=info.sha256)
+    assert weights.load_extras(weights.save_compact(model, tmp_path / "none.npz").path) == {}
+    with pytest.raises(ValueError, match="identifiers"):
+        weights.save_compact(model, tmp_path / "x.npz", extras={"not a name": vocabulary})
+    with pytest.raises(ValueError, match="no Python objects"):
+        weights.save_compact(model, tmp_path / "x.npz", extras={"mixed": np.asarray([1, "a", None], object)})
+    data = (tmp_path / "w.npz").read_bytes()
+    (tmp_path / "w.npz").write_bytes(data[:-5])
+    with pytest.raises(weights.WeightsFileError, match=info.sha256):
+        weights.load_extras(tmp_path / "w.npz", sha256=info.sha256)
 
 
 def test_canonicalize_barely_moves_a_magnitude_aware_model():
