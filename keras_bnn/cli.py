@@ -104,10 +104,19 @@ def _load_model(source: str):
     if get is None or looks_like_path:
         raise CommandError(f"no such file or directory: {source!r}", EXIT_USAGE)
     try:
-        return get(source, pretrained=True)
+        model = get(source, pretrained=True)
     except (KeyError, ValueError) as error:
         raise CommandError(f"{source!r} is neither a saved model nor a zoo model: {_one_line(error)}",
                            EXIT_USAGE) from error
+    from keras_bnn.zoo import _registry
+
+    if _registry.spec(source).task == "language_modeling":
+        from keras_bnn.text import step_model
+
+        print(f"{source}: converting its one-character step model (keras_bnn.text.step_model: ids (batch, 1) and "
+              "the recurrent states in, logits and the new states out)", file=sys.stderr)
+        model = step_model(model)
+    return model
 
 
 def _one_line(error: BaseException) -> str:

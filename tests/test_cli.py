@@ -90,3 +90,12 @@ def test_console_script_help():
     result = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "convert" in result.stdout and "inspect" in result.stdout
+
+
+def test_convert_a_zoo_language_model_converts_its_step_model(tmp_path, capsys):
+    output = tmp_path / "lm.tflite"
+    assert main(["convert", "binary_gru_lm.tiny_shakespeare", "-o", str(output), "--report", "--strict"]) == 0
+    captured = capsys.readouterr()
+    assert "step model" in captured.err
+    assert "Bitpacked share of binary MACs: 100.00%" in captured.out and "LceBconv2d" in captured.out
+    assert output.read_bytes()[4:8] == b"TFL3"
