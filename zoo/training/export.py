@@ -12,7 +12,19 @@ from keras_bnn.zoo.evaluation import accuracy, load_split
 from keras_bnn.zoo.training.recipes import TEST_SPLIT
 from keras_bnn.zoo.weights import canonicalize, load_compact, save_compact
 
-__all__ = ["export", "float_accuracy", "flatbuffer_figures"]
+__all__ = ["export", "file_fields", "float_accuracy", "flatbuffer_figures"]
+
+
+def file_fields(path: pathlib.Path, info) -> dict:
+    """The card fields that describe a written compact weights file (`info`: what `save_compact` returned)."""
+    return {
+        "weights_file": path.name,
+        "sha256": info.sha256,
+        "size_bytes": info.bytes,
+        "float32_equivalent_bytes": info.float32_equivalent_bytes,
+        "binary_kernels_as_bits": info.binary_kernels,
+        "dense_fallbacks": list(info.dense_fallbacks),
+    }
 
 
 def flatbuffer_figures(model: tf.keras.Model) -> dict:
@@ -44,12 +56,7 @@ def export(model: tf.keras.Model, name: str, weights_dir: pathlib.Path) -> dict:
     load_compact(fresh, path, sha256=info.sha256, size=info.bytes)
     images, labels = load_split(spec.dataset, TEST_SPLIT)
     fields = {
-        "weights_file": path.name,
-        "sha256": info.sha256,
-        "size_bytes": info.bytes,
-        "float32_equivalent_bytes": info.float32_equivalent_bytes,
-        "binary_kernels_as_bits": info.binary_kernels,
-        "dense_fallbacks": list(info.dense_fallbacks),
+        **file_fields(path, info),
         "test_accuracy": accuracy(fresh, images, labels),
         "test_examples": int(len(labels)),
     }

@@ -30,7 +30,7 @@ from keras_bnn.text import CharVocabulary, step_model
 from keras_bnn.zoo import _registry
 from keras_bnn.zoo.evaluation import measure
 from keras_bnn.zoo.text import encode_vocabulary, load_text
-from keras_bnn.zoo.training.export import flatbuffer_figures
+from keras_bnn.zoo.training.export import file_fields, flatbuffer_figures
 from keras_bnn.zoo.weights import canonicalize, save_compact
 
 __all__ = ["TEXT_MODELS", "load_checkpoint", "vocabulary_of", "export_text", "main"]
@@ -92,12 +92,7 @@ def export_text(name: str, checkpoint: str, weights_dir: pathlib.Path, *, vocabu
     info = save_compact(model, path, extras={"vocabulary": encode_vocabulary(vocabulary)})
     metric, examples = measure(name, test_split, path)
     fields = {
-        "weights_file": path.name,
-        "sha256": info.sha256,
-        "size_bytes": info.bytes,
-        "float32_equivalent_bytes": info.float32_equivalent_bytes,
-        "binary_kernels_as_bits": info.binary_kernels,
-        "dense_fallbacks": list(info.dense_fallbacks),
+        **file_fields(path, info),
         "test_split": test_split,
         "test_metric": metric,
         "test_examples": examples,
