@@ -18,8 +18,8 @@ validation 3.04 bits per character with the scale, 4.30 without.
 **Conversion.** The layer is converted by ``keras_bnn.tflite.convert``: a registered rewrite turns it into
 ``matmul_form="conv2d"``, where each binary matmul is a 1x1 ``larq.layers.QuantConv2D`` on a ``(B, 1, 1, F)``
 view, which LCE bitpacks into ``LceBconv2d`` (inside the TFLite WHILE loop with ``unroll=False``).
-``tf.keras.layers.RNN(BinaryGRUCell(...))`` and ``Bidirectional(BinaryGRU(...))`` train and save like any
-Keras RNN, but only a bare ``BinaryGRU`` is rewritten; the converter reports the others as not bitpacked.
+``tf.keras.layers.RNN(BinaryGRUCell(...))`` (one cell or a list) and ``Bidirectional(BinaryGRU(...))`` are
+rewritten too (``keras_bnn.tflite.wrappers``): every binary matmul inside them is bitpacked.
 
 **larq.models.summary** counts ``kernel`` and ``recurrent_kernel`` as 1-bit parameters (they are larq
 ``QuantizedVariable``\\ s) and shows the layer's input precision, but it counts MACs for conv/dense layers
