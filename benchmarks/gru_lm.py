@@ -56,9 +56,10 @@ def build_lm(kind: str, vocabulary_size: int, args, *, batch_size: int | None = 
               tf.keras.layers.Embedding(vocabulary_size, args.embedding)]
     for _ in range(args.layers):
         if kind == "binary":
-            layers.append(BinaryGRU(units, return_sequences=True, stateful=stateful, gate_scale=gate_scale))
+            layers.append(BinaryGRU(units, return_sequences=True, stateful=stateful, gate_scale=gate_scale,
+                                    dropout=args.dropout))
         else:
-            layers.append(tf.keras.layers.GRU(units, return_sequences=True, stateful=stateful))
+            layers.append(tf.keras.layers.GRU(units, return_sequences=True, stateful=stateful, dropout=args.dropout))
     layers.append(tf.keras.layers.Dense(vocabulary_size))
     return tf.keras.Sequential(layers, name=f"{kind}_gru_lm")
 
@@ -254,6 +255,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--ablation-steps", type=int, default=0)
     parser.add_argument("--ablation-units", type=int, default=128)
     parser.add_argument("--models", default="binary,float")
+    parser.add_argument("--dropout", type=float, default=0.0, help="input dropout of every GRU (both models)")
     parser.add_argument("--tbptt", action="store_true",
                         help="train on contiguous streams, state carried across batches (truncated BPTT); "
                              "--steps is then rounded up to whole passes over the streams")
