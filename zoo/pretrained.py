@@ -211,27 +211,31 @@ PRETRAINED: dict[str, PretrainedConfig] = {
     ),
     "binarynet_mlp.mnist": PretrainedConfig(
         weights_file="binarynet_mlp.mnist.npz",
-        sha256="6fe2bbdb19de355dcf5d263f96f7bc7a8f6c17a674d9042fc7789347de6eecfb",
+        sha256="587f86ac76d2c9efee830a3bb9c5b588be53c5a8abae3fc993a764dc102e0d20",
         size_bytes=1358700,
         dataset="mnist",
         preprocessing=_PREPROCESSING,
-        test_accuracy=0.9847,
+        test_accuracy=0.9884,
         test_examples=10000,
-        validation_accuracy=0.9872,
+        validation_accuracy=0.9880,
         float_twin_test_accuracy=None,
         flatbuffer_bytes=7502504,
         bitpacked_share=1.0,
-        epochs=12,
+        flatbuffer_macs={"bitpacked": 8409088, "unpacked_binary": 0, "activation_binary": 0, "other": 1605632},
+        epochs=20,
         seed=0,
-        train_wall_time_s=2424.1,
-        command="python -m keras_bnn.zoo.training.train binarynet_mlp.mnist --epochs 12 --seed 0",
+        train_wall_time_s=2774.0,
+        command="python -m keras_bnn.zoo.training.train binarynet_mlp.mnist --epochs 20 --seed 0",
         license=_LICENSE.format(data="MNIST, CC BY-SA 3.0 (LeCun & Cortes)"),
         paper="Courbariaux et al., 'Binarized Neural Networks', NeurIPS 2016",
         notes=_BITS_NOTE.format(scales="")
         + " The first layer has binary weights but a real input (the pixels), so LCE cannot bitpack it: its "
         "1.6M weights stay float32 in the flatbuffer (6.4 MB of its 7.5 MB); the three binary-input layers "
-        "are bitpacked. Target was 98.8% test accuracy; 12 epochs reached 98.47% (not reached: BinaryNet "
-        "trains this MLP for hundreds of epochs).",
+        "are bitpacked. Recipe: Adam 1e-3 with cosine decay, batch 100, random translations of up to 2 pixels "
+        "(without them, 12 epochs reached 98.47% and a 30-epoch run overfit: 99.86% train, 98.40% held-out "
+        "at epoch 18). Wall time is the sum of the 20 epoch times in the Keras log: the run's export step "
+        "failed because a source file changed while it ran, and was redone from its checkpoint with "
+        "--export-only, which printed the figures above.",
     ),
     "binary_cnn.mnist": PretrainedConfig(
         weights_file="binary_cnn.mnist.npz",

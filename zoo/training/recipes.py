@@ -35,7 +35,7 @@ class Recipe:
 
 
 RECIPES: dict[str, Recipe] = {
-    "binarynet_mlp.mnist": Recipe(epochs=12, batch_size=100, learning_rate=1e-3),
+    "binarynet_mlp.mnist": Recipe(epochs=20, batch_size=100, learning_rate=1e-3, shift=2),
     "binary_cnn.mnist": Recipe(epochs=12, batch_size=100, learning_rate=2e-3, shift=2),
     "birealnet_small.fashion_mnist": Recipe(epochs=10, batch_size=100, learning_rate=2e-3, flip=True, float_twin=True),
     "xnornet_small.fashion_mnist": Recipe(epochs=6, batch_size=100, learning_rate=2e-3, flip=True, float_twin=True),
