@@ -5,16 +5,18 @@ then two binary 3×3 convolution blocks (64 and 128 channels, each followed by B
 dense layer (256) + BatchNorm and a real dense classifier (10 logits). Binary layers binarize their inputs
 (sign) and kernels; the techniques change how (see TECHNIQUES). Common protocol: batch 128, Adam with cosine
 learning-rate decay from 1e-3 (Bop: Bop on the binary kernels, the same Adam on the rest), the same number of
-epochs for all (two-step splits it), inputs scaled to [-1, 1], no augmentation; after training, the BatchNorm
+epochs for all (two-step splits it), inputs scaled to [-1, 1], random horizontal flips (off with
+`--no-flip`); after training, the BatchNorm
 statistics of every run are re-estimated with `keras_bnn.training.reestimate_batchnorm` on 100 training batches
 of 256 (both accuracies are recorded; the float model is re-estimated before it serves as teacher). The float
 baseline has the same layers with real weights and ReLU activations; it is also the teacher of the distillation
-run.
+runs. The last run combines the two techniques that help most alone: a Bi-Real student distilled from the float
+model.
 
 Writes benchmarks/results/training.json and prints the table and the best binary result's gap to float.
 
-Run in the background (about 45 minutes on 2 shared cores):
-    nohup .venv/bin/python benchmarks/training.py --epochs 3 > /tmp/training_logs/training.log 2>&1 &
+Run in the background (about 50 s per epoch and run on 2 shared cores):
+    nohup .venv/bin/python benchmarks/training.py --epochs 10 > /tmp/training_logs/training.log 2>&1 &
 """
 
 from __future__ import annotations
@@ -112,16 +114,27 @@ def adam(steps: int) -> tf.keras.optimizers.legacy.Adam:
 
 # -- the runs ---------------------------------------------------------------------------------------------------
 class Runner:
-    def __init__(self, epochs: int, data: dict[str, np.ndarray]) -> None:
+    def __init__(self, epochs: int, data: dict[str, np.ndarray], flip: bool = True, seed: int = 0) -> None:
         self.epochs = epochs
         self.data = data
+        self.flip = flip
+        self.seed = seed
         self.steps_per_epoch = math.ceil(len(data["x_train"]) / BATCH_SIZE)
         self.estimation = tf.data.Dataset.from_tensor_slices(data["x_train"]).batch(256)
         self.teacher: tf.keras.Model | None = None
 
+    def training_data(self) -> tf.data.Dataset:
+        """Shuffled batches of the training split, randomly flipped left-right unless `flip` is off."""
+        data = tf.data.Dataset.from_tensor_slices((self.data["x_train"], self.data["y_train"]))
+        data = data.shuffle(len(self.data["x_train"]), seed=self.seed, reshuffle_each_iteration=True)
+        if self.flip:
+            data = data.map(lambda x, y: (tf.image.random_flip_left_right(x), y),
+                            num_parallel_calls=tf.data.AUTOTUNE)
+        return data.batch(BATCH_SIZE).prefetch(tf.data.AUTOTUNE)
+
     def fit(self, model: tf.keras.Model, epochs: int | None = None, callbacks=(), initial_epoch: int = 0) -> None:
-        model.fit(self.data["x_train"], self.data["y_train"], batch_size=BATCH_SIZE,
-                  epochs=initial_epoch + (epochs or self.epochs), initial_epoch=initial_epoch,
+        epochs = self.epochs if epochs is None else epochs
+        model.fit(self.training_data(), epochs=initial_epoch + epochs, initial_epoch=initial_epoch,
                   callbacks=list(callbacks), verbose=2)
 
     def accuracy(self, model: tf.keras.Model) -> float:
@@ -178,14 +191,20 @@ class Runner:
         self.fit(model)
         return model
 
-    def distillation(self) -> tf.keras.Model:
+    def _distilled(self, student: tf.keras.Model) -> tf.keras.Model:
         if self.teacher is None:
             raise RuntimeError("the float run (the teacher) must come before distillation")
-        student = network(ste_conv(), name="student")
         distiller = Distiller(self.teacher, student, temperature=4.0, alpha=0.5)
         distiller.compile(adam(self.epochs * self.steps_per_epoch), loss=LOSS)
         self.fit(distiller)
         return student
+
+    def distillation(self) -> tf.keras.Model:
+        return self._distilled(network(ste_conv(), name="student"))
+
+    def bireal_distillation(self) -> tf.keras.Model:
+        return self._distilled(network(lambda filters: BiRealConv2D(filters, momentum=0.9), conv_has_norm=True,
+                                       name="bireal_student"))
 
     def two_step(self) -> tf.keras.Model:
         first = self.epochs // 2
@@ -208,15 +227,17 @@ TECHNIQUES = {
     "pcnn": "PCNN projection convolutions (J = 1, λ = 1e-4 projection loss)",
     "distillation": "STE network distilled from the float model (T = 4, α = 0.5)",
     "two_step": "step 1: binary activations, real weights (half the epochs); step 2: both binary",
+    "bireal_distillation": "Bi-Real network (as in bireal) distilled from the float model (T = 4, α = 0.5)",
 }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--techniques", nargs="+", default=list(TECHNIQUES), choices=list(TECHNIQUES))
     parser.add_argument("--train-subset", type=int, default=None, help="use the first N training images (smoke)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-flip", dest="flip", action="store_false", help="no random horizontal flips")
     parser.add_argument("--output", default=str(RESULTS / "training.json"))
     args = parser.parse_args()
 
@@ -224,10 +245,12 @@ def main() -> None:
     x_test, y_test = load("test")
     if args.train_subset:
         x_train, y_train = x_train[: args.train_subset], y_train[: args.train_subset]
-    runner = Runner(args.epochs, {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test})
+    data = {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
+    runner = Runner(args.epochs, data, flip=args.flip, seed=args.seed)
     result = {
         "dataset": "fashion_mnist",
         "epochs": args.epochs,
+        "augmentation": "random horizontal flips" if args.flip else "none",
         "float_test_accuracy": None,
         "protocol": __doc__.split("\n\n")[1].replace("\n", " "),
         "runs": [],
@@ -252,10 +275,10 @@ def main() -> None:
         print(json.dumps(run), flush=True)
         pathlib.Path(args.output).write_text(json.dumps(result, indent=2) + "\n")
 
-    print(f"\n{'technique':<14}{'test acc':>10}{'before BN re-est.':>20}{'train s':>10}")
+    print(f"\n{'technique':<21}{'test acc':>10}{'before BN re-est.':>20}{'train s':>10}")
     for run in result["runs"]:
         before = run["test_accuracy_before_bn_reestimation"]
-        print(f"{run['technique']:<14}{run['test_accuracy']:>10.4f}{before:>20.4f}{run['train_seconds']:>10.1f}")
+        print(f"{run['technique']:<21}{run['test_accuracy']:>10.4f}{before:>20.4f}{run['train_seconds']:>10.1f}")
     binary = [run for run in result["runs"] if run["technique"] != "float"]
     if binary and result["float_test_accuracy"] is not None:
         best = max(binary, key=lambda run: run["test_accuracy"])
