@@ -15,7 +15,7 @@ model.
 
 Writes benchmarks/results/training.json and prints the table and the best binary result's gap to float.
 
-Run in the background (about 50 s per epoch and run on 2 shared cores):
+Run in the background (an epoch takes 23 s on 2 idle cores, up to 110 s shared; 11 runs of 10 epochs):
     nohup .venv/bin/python benchmarks/training.py --epochs 10 > /tmp/training_logs/training.log 2>&1 &
 """
 
