@@ -7,11 +7,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import keras_bnn  # noqa: F401  (first: selects tf-keras)
+import keras_bnn  # (first: selects tf-keras)
+import keras_bnn.zoo
 import larq
 import tensorflow as tf
 
 from keras_bnn.layers import BiRealConv2D, XNORConv2D
+from keras_bnn.zoo.text_models import binary_gru_lm_tiny_shakespeare, binary_transformer_sst2
+
+GRU_LM_LENGTH = 32  # characters per converted sequence (the WHILE loop runs this many steps)
 
 
 def _quant(binary: bool, real_input: bool = False) -> dict:
@@ -100,9 +104,34 @@ def xnor_cnn(batch_size: int | None = None, binary: bool = True) -> tf.keras.Mod
     return tf.keras.Model(inputs, tf.keras.layers.Activation("softmax")(x), name="xnor_cnn")
 
 
+def gru_lm(batch_size: int | None = None, binary: bool = True) -> tf.keras.Model:
+    """The zoo's GRU character LM (256 units) over a fixed 32-character sequence; binary: its trained weights.
+
+    Trained, not random, weights: with random recurrent weights the GRU is chaotic, so float rounding (and a sign
+    that sees a value within rounding of 0) grows over the 32 steps and Keras vs flatbuffer says nothing.
+    """
+    if binary:
+        return keras_bnn.zoo.get("binary_gru_lm.tiny_shakespeare", pretrained=True, input_shape=(GRU_LM_LENGTH,),
+                                 batch_size=batch_size)
+    return binary_gru_lm_tiny_shakespeare(input_shape=(GRU_LM_LENGTH,), batch_size=batch_size, binary=False)
+
+
+def transformer_sst2(batch_size: int | None = None, binary: bool = True) -> tf.keras.Model:
+    """The zoo's Transformer sentence classifier (48 tokens); binary: its trained weights; float: its teacher."""
+    if binary:
+        return keras_bnn.zoo.get("binary_transformer.sst2", pretrained=True, batch_size=batch_size)
+    return binary_transformer_sst2(batch_size=batch_size, binary=False)
+
+
+# Binary builders that load trained zoo weights (the benchmark does not randomize them).
+PRETRAINED = frozenset({"gru_lm", "transformer_sst2"})
+
+
 BUILDERS: dict[str, Callable[..., tf.keras.Model]] = {
     "conv_bnn": conv_bnn,
     "binarynet_mlp": binarynet_mlp,
     "bireal_cnn": bireal_cnn,
     "xnor_cnn": xnor_cnn,
+    "gru_lm": gru_lm,
+    "transformer_sst2": transformer_sst2,
 }

@@ -8,7 +8,12 @@ For each model, one run measures:
 Latencies are on this machine's x86 CPU, where LCE has no optimized kernels (its ARM kernels are hand-written
 NEON/aarch64 assembly): compare ratios measured in the same run, not absolute times.
 
-Run: `.venv/bin/python benchmarks/convert.py` (writes benchmarks/results/convert.json).
+Weights are random (latency does not depend on them), except for the zoo's text models (`gru_lm`: the binary GRU
+LM over 32 characters, `transformer_sst2`), whose binary versions load their trained zoo weights, so that the
+Keras-vs-flatbuffer check means something (a random-weight GRU is chaotic: rounding grows over the steps).
+
+Run: `.venv/bin/python benchmarks/convert.py` (writes benchmarks/results/convert.json); the text models:
+`.venv/bin/python benchmarks/convert.py --models gru_lm transformer_sst2 --output benchmarks/results/convert_text.json`.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from keras_bnn import _compat
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from _machine import RESULTS, machine_info  # noqa: E402
-from _models import BUILDERS  # noqa: E402
+from _models import BUILDERS, PRETRAINED  # noqa: E402
 
 BATCHES = (1, 32)
 THREADS = (1, 2)
@@ -56,6 +61,15 @@ def _median_ms(run, runs: int) -> float:
         run()
         times.append((time.perf_counter() - start) * 1000)
     return round(statistics.median(times), 3)
+
+
+def _inputs(model: tf.keras.Model, batch: int, seed: int) -> np.ndarray:
+    """Random inputs for `model`: normal floats, or token ids in [1, 60) (no padding token) for int inputs."""
+    shape = (batch, *model.input_shape[1:])
+    rng = np.random.default_rng(seed)
+    if model.input.dtype.is_integer:
+        return rng.integers(1, 60, size=shape).astype(model.input.dtype.as_numpy_dtype)
+    return rng.normal(size=shape).astype(np.float32)
 
 
 def _lce_latency(flatbuffer: bytes, x: np.ndarray, threads: int, kernel: str, runs: int) -> float:
@@ -89,7 +103,8 @@ def measure(name: str, runs: int) -> dict:
     flatbuffers: dict[str, dict[int, bytes]] = {"plain_lce": {}, "keras_bnn": {}, "float_tflite": {}}
     for batch in BATCHES:
         model = builder(batch_size=batch)
-        _randomize(model)
+        if name not in PRETRAINED:
+            _randomize(model)
         flatbuffers["plain_lce"][batch] = lce.convert_keras_model(model)
         with warnings.catch_warnings():
             warnings.simplefilter("error", keras_bnn.tflite.NotBitpackedWarning)
@@ -98,7 +113,7 @@ def measure(name: str, runs: int) -> dict:
         _randomize(float_model)
         flatbuffers["float_tflite"][batch] = _float_tflite(float_model)
         if batch == 1:
-            x = np.random.default_rng(1).normal(size=(4, *model.input_shape[1:])).astype(np.float32)
+            x = _inputs(model, 4, seed=1)
             check = keras_bnn.tflite.verify(model, flatbuffers["keras_bnn"][1], x)
             entry["keras_bnn_vs_keras_max_abs_diff"] = check.max_abs_diff
 
@@ -108,8 +123,7 @@ def measure(name: str, runs: int) -> dict:
         report = keras_bnn.tflite.inspect(flatbuffers[converter][1])
         latency = {}
         for batch in BATCHES:
-            x = np.random.default_rng(2).normal(size=(batch, *builder(batch_size=1).input_shape[1:]))
-            x = x.astype(np.float32)
+            x = _inputs(builder(batch_size=1), batch, seed=2)
             for threads in THREADS:
                 for kernel in KERNELS:
                     latency[f"b{batch}_t{threads}_{kernel}"] = _lce_latency(
@@ -125,7 +139,7 @@ def measure(name: str, runs: int) -> dict:
         }
     float_latency = {}
     for batch in BATCHES:
-        x = np.random.default_rng(2).normal(size=(batch, *builder(batch_size=1).input_shape[1:])).astype(np.float32)
+        x = _inputs(builder(batch_size=1), batch, seed=2)
         for threads in THREADS:
             float_latency[f"b{batch}_t{threads}"] = _float_latency(flatbuffers["float_tflite"][batch], x, threads, runs)
     entry["float_tflite"] = {"flatbuffer_bytes": len(flatbuffers["float_tflite"][1]), "latency_ms": float_latency}
