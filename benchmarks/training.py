@@ -1,21 +1,22 @@
 """Training techniques for binary networks compared on Fashion-MNIST, one architecture and one epoch budget.
 
-Every run trains the same network from scratch: a real 3×3 convolution (32 channels) + BatchNorm + max-pool,
-then two binary 3×3 convolution blocks (64 and 128 channels, each followed by BatchNorm and max-pool), a binary
-dense layer (256) + BatchNorm and a real dense classifier (10 logits). Binary layers binarize their inputs
-(sign) and kernels; the techniques change how (see TECHNIQUES). Common protocol: batch 128, Adam with cosine
-learning-rate decay from 1e-3 (Bop: Bop on the binary kernels, the same Adam on the rest), the same number of
-epochs for all (two-step splits it), inputs scaled to [-1, 1], random horizontal flips (off with
-`--no-flip`); after training, the BatchNorm
-statistics of every run are re-estimated with `keras_bnn.training.reestimate_batchnorm` on 100 training batches
-of 256 (both accuracies are recorded; the float model is re-estimated before it serves as teacher). The float
-baseline has the same layers with real weights and ReLU activations; it is also the teacher of the distillation
-runs. The last run combines the two techniques that help most alone: a Bi-Real student distilled from the float
-model.
+Every run trains the same network from scratch: a real 3×3 convolution (48 channels) + BatchNorm + max-pool to
+14×14, then four binary 3×3 convolutions (48 and 48 channels at 14×14, 96 with stride 2 and 96 at 7×7), each
+followed by BatchNorm, and a real dense classifier on the flattened 7×7×96 features (10 logits): the layout of the
+zoo's `birealnet_small.fashion_mnist`, without pooling after a binary convolution and without a binary bottleneck
+before the classifier. Binary layers binarize their inputs (sign) and kernels; the techniques change how (see
+TECHNIQUES). Common protocol: batch 128, Adam with cosine learning-rate decay from 2e-3 (Bop: Bop on the binary
+kernels, the same Adam on the rest), the same number of epochs for all (two-step splits it), inputs scaled to the
+interval from -1 to 1, random horizontal flips (off with `--no-flip`); after training, the BatchNorm statistics of
+every run are re-estimated with `keras_bnn.training.reestimate_batchnorm` on 100 training batches of 256 (both
+accuracies are recorded; the float model is re-estimated before it serves as teacher). The float baseline has the
+same layers with real weights and ReLU activations; it is also the teacher of the distillation runs. The last run
+combines the two techniques that help most alone: a Bi-Real student distilled from the float model.
 
 Writes benchmarks/results/training.json and prints the table and the best binary result's gap to float.
 
-Run in the background (an epoch takes 23 s on 2 idle cores, up to 110 s shared; 11 runs of 10 epochs):
+Run in the background (on 2 cores an epoch takes 35 s for the float model, 40-48 s for a binary one, 50-60 s
+with distillation's teacher pass; a whole run 400-770 s, the 11 runs TOTAL):
     nohup .venv/bin/python benchmarks/training.py --epochs 10 > /tmp/training_logs/training.log 2>&1 &
 """
 
@@ -51,7 +52,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from _machine import RESULTS, machine_info  # noqa: E402
 
 BATCH_SIZE = 128
-LEARNING_RATE = 1e-3
+LEARNING_RATE = 2e-3
 LOSS = tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
 
@@ -63,7 +64,8 @@ def load(split: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 # -- one architecture, with the binary layers supplied per technique -------------------------------------------
-BinaryConv = Callable[[int], tf.keras.layers.Layer]
+BinaryConv = Callable[[int, int], tf.keras.layers.Layer]
+BLOCKS = ((48, 1), (48, 1), (96, 2), (96, 1))  # (filters, stride) of the four 3x3 convolutions after the stem
 
 
 def binary_kwargs(kernel_quantizer: object = "ste_sign") -> dict:
@@ -71,41 +73,35 @@ def binary_kwargs(kernel_quantizer: object = "ste_sign") -> dict:
                 use_bias=False)
 
 
-def network(conv: BinaryConv | None, dense_kernel_quantizer: Callable[[], object] | None = None,
-            conv_has_norm: bool = False, name: str = "network") -> tf.keras.Model:
-    """The benchmark network; `conv(filters)` makes a binary 3×3 conv (None: the float baseline)."""
+def network(conv: BinaryConv | None, conv_has_norm: bool = False, name: str = "network") -> tf.keras.Model:
+    """The benchmark network; `conv(filters, strides)` makes a binary 3×3 conv (None: the float baseline)."""
     inputs = tf.keras.Input((28, 28, 1))
-    x = tf.keras.layers.Conv2D(32, 3, padding="same", use_bias=False)(inputs)
+    x = tf.keras.layers.Conv2D(48, 3, padding="same", use_bias=False)(inputs)
     x = tf.keras.layers.BatchNormalization(momentum=0.9)(x)
     if conv is None:
         x = tf.keras.layers.ReLU()(x)
     x = tf.keras.layers.MaxPool2D()(x)
-    for filters in (64, 128):
+    for filters, strides in BLOCKS:
         if conv is None:
-            x = tf.keras.layers.Conv2D(filters, 3, padding="same", use_bias=False)(x)
+            x = tf.keras.layers.Conv2D(filters, 3, strides=strides, padding="same", use_bias=False)(x)
         else:
-            x = conv(filters)(x)
+            x = conv(filters, strides)(x)
         if not conv_has_norm:
             x = tf.keras.layers.BatchNormalization(momentum=0.9)(x)
         if conv is None:
             x = tf.keras.layers.ReLU()(x)
-        x = tf.keras.layers.MaxPool2D()(x)
     x = tf.keras.layers.Flatten()(x)
-    if conv is None:
-        x = tf.keras.layers.Dense(256, use_bias=False)(x)
-    else:
-        quantizer = dense_kernel_quantizer() if dense_kernel_quantizer else "ste_sign"
-        x = larq.layers.QuantDense(256, **binary_kwargs(quantizer))(x)
-    x = tf.keras.layers.BatchNormalization(momentum=0.9)(x)
-    if conv is None:
-        x = tf.keras.layers.ReLU()(x)
     outputs = tf.keras.layers.Dense(10)(x)
     return tf.keras.Model(inputs, outputs, name=name)
 
 
 def ste_conv(kernel_quantizer: Callable[[], object] = lambda: "ste_sign") -> BinaryConv:
-    return lambda filters: larq.layers.QuantConv2D(filters, 3, padding="same", pad_values=1.0,
-                                                   **binary_kwargs(kernel_quantizer()))
+    return lambda filters, strides: larq.layers.QuantConv2D(filters, 3, strides=strides, padding="same",
+                                                            pad_values=1.0, **binary_kwargs(kernel_quantizer()))
+
+
+def bireal_conv(filters: int, strides: int) -> tf.keras.layers.Layer:
+    return BiRealConv2D(filters, strides=strides, momentum=0.9)
 
 
 def adam(steps: int) -> tf.keras.optimizers.legacy.Adam:
@@ -166,28 +162,30 @@ class Runner:
         return model
 
     def binary_relax(self) -> tf.keras.Model:
-        model = self.compiled(network(ste_conv(lambda: BinaryRelaxSign(1.0)), lambda: BinaryRelaxSign(1.0)))
+        model = self.compiled(network(ste_conv(lambda: BinaryRelaxSign(1.0))))
         # Short budget: λ = 1, 10, 100, ... per epoch, exact binary weights (phase II) in the last epoch.
         self.fit(model, callbacks=[BinaryRelaxScheduler(growth=10.0, quantize_epoch=self.epochs - 1)])
         return model
 
     def stochastic(self) -> tf.keras.Model:
-        model = self.compiled(network(ste_conv(StochasticSign), StochasticSign))
+        model = self.compiled(network(ste_conv(StochasticSign)))
         self.fit(model)
         return model
 
     def bireal(self) -> tf.keras.Model:
-        model = self.compiled(network(lambda filters: BiRealConv2D(filters, momentum=0.9), conv_has_norm=True))
+        model = self.compiled(network(bireal_conv, conv_has_norm=True))
         self.fit(model)
         return model
 
     def xnor(self) -> tf.keras.Model:
-        model = self.compiled(network(lambda filters: XNORConv2D(filters, 3, padding="same")))
+        model = self.compiled(network(lambda filters, strides: XNORConv2D(filters, 3, strides=strides,
+                                                                          padding="same")))
         self.fit(model)
         return model
 
     def pcnn(self) -> tf.keras.Model:
-        model = self.compiled(network(lambda filters: PCNNConv2D(filters, 3, projection_loss_weight=1e-4)))
+        model = self.compiled(network(lambda filters, strides: PCNNConv2D(filters, 3, strides=strides,
+                                                                          projection_loss_weight=1e-4)))
         self.fit(model)
         return model
 
@@ -203,8 +201,7 @@ class Runner:
         return self._distilled(network(ste_conv(), name="student"))
 
     def bireal_distillation(self) -> tf.keras.Model:
-        return self._distilled(network(lambda filters: BiRealConv2D(filters, momentum=0.9), conv_has_norm=True,
-                                       name="bireal_student"))
+        return self._distilled(network(bireal_conv, conv_has_norm=True, name="bireal_student"))
 
     def two_step(self) -> tf.keras.Model:
         first = self.epochs // 2
@@ -240,6 +237,12 @@ def main() -> None:
     parser.add_argument("--no-flip", dest="flip", action="store_false", help="no random horizontal flips")
     parser.add_argument("--output", default=str(RESULTS / "training.json"))
     args = parser.parse_args()
+    if args.epochs < 1 or ("two_step" in args.techniques and args.epochs < 2):
+        parser.error(f"--epochs must be >= 1 (>= 2 with two_step, which splits it), got {args.epochs}")
+    students = [t for t in args.techniques if t in ("distillation", "bireal_distillation")]
+    if students and ("float" not in args.techniques
+                     or args.techniques.index("float") > args.techniques.index(students[0])):
+        parser.error(f"{students[0]} needs the float run (its teacher) earlier in --techniques")
 
     x_train, y_train = load("train")
     x_test, y_test = load("test")
