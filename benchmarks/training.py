@@ -16,7 +16,7 @@ combines the two techniques that help most alone: a Bi-Real student distilled fr
 Writes benchmarks/results/training.json and prints the table and the best binary result's gap to float.
 
 Run in the background (on 2 cores an epoch takes 35 s for the float model, 40-48 s for a binary one, 50-60 s
-with distillation's teacher pass; a whole run 400-770 s, the 11 runs TOTAL):
+with distillation's teacher pass; a whole run 400-770 s, the 11 runs 2 h 03 min):
     nohup .venv/bin/python benchmarks/training.py --epochs 10 > /tmp/training_logs/training.log 2>&1 &
 """
 
