@@ -82,17 +82,18 @@ def _import_library() -> None:
     import keras_bnn.tflite.rewrite  # noqa: F401  (the rewritten layers, should a saved model hold them)
 
 
-def _load_model(source: str):
+def _load_model(source: str, *, unsafe: bool = False):
     """A Keras model from a saved file/directory, or from the model zoo by name."""
     _import_library()
-    import tensorflow as tf
 
     if os.path.exists(source):
+        from keras_bnn.saving import load_model
+
         larq_log = logging.getLogger("larq.layers_base")  # training-only advice, noise when converting
         level = larq_log.level
         larq_log.setLevel(logging.ERROR)
         try:
-            return tf.keras.models.load_model(source, compile=False)
+            return load_model(source, safe_mode=not unsafe)
         except Exception as error:  # Keras raises many types for unreadable files
             raise CommandError(f"cannot load Keras model {source!r}: {_one_line(error)}") from error
         finally:
@@ -149,6 +150,9 @@ def _convert_arguments(parser: argparse.ArgumentParser) -> None:
                         help="int8 model inputs and outputs instead of float32 (needs a quantized model)")
     parser.add_argument("--batch-size", type=_positive_int, metavar="N",
                         help="batch size fixed in the flatbuffer (default: the model's, or 1 if unspecified)")
+    parser.add_argument("--unsafe", action="store_true",
+                        help="allow a model file that runs code when loaded (Lambda layers, SavedModel folders); "
+                             "refused by default: use it only for files you trust")
 
 
 def _inspect_report(flatbuffer, not_bitpacked=()):
@@ -167,7 +171,7 @@ def _convert(args: argparse.Namespace) -> int:
     output_dir = os.path.dirname(os.path.abspath(args.output))
     if not os.path.isdir(output_dir):
         raise CommandError(f"output directory does not exist: {output_dir!r}", EXIT_USAGE)
-    model = _load_model(args.model)
+    model = _load_model(args.model, unsafe=args.unsafe)
     import warnings
 
     import tensorflow as tf

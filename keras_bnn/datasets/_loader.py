@@ -9,10 +9,13 @@ downloading. Nothing is ever downloaded unless `allow_download=True` is passed.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import pathlib
 import re
+import sys
+from collections.abc import Iterator
 
 import tensorflow as tf
 import tensorflow_datasets as tfds
@@ -218,9 +221,33 @@ def prepare(
     builder = tfds.builder(name, data_dir=prepared_data_dir(data_dir))
     if builder.is_prepared():
         return builder
+    manual_dir = _raw_files_or_raise(spec, builder, raw_dir, allow_download)
+    # tfds takes each file from manual_dir when its name matches the builder's registered checksums (and
+    # downloads the others, which only happens when allow_download=True), then checks size and sha256.
+    config = tfds.download.DownloadConfig(
+        manual_dir=os.fspath(manual_dir),
+        download_mode=tfds.download.GenerateMode.REUSE_DATASET_IF_EXISTS,
+        try_download_gcs=False,  # Build from the raw files; never fetch tfds's pre-built copy.
+    )
+    # Several processes (e.g. the workers of a distributed run) may ask for the same dataset at once: one
+    # prepares it, the others wait for it and then read it.
+    with _exclusive(pathlib.Path(builder.data_dir_root) / f".keras_bnn_prepare_{name}.lock"):
+        builder = tfds.builder(name, data_dir=prepared_data_dir(data_dir))
+        if builder.is_prepared():
+            return builder
+        # One download (and extraction) folder per dataset: MNIST and Fashion-MNIST share file names.
+        download_dir = pathlib.Path(builder.data_dir_root) / "downloads" / name
+        # tfds prints its progress on stdout, which belongs to a program's results (`--json`): send it to stderr.
+        with contextlib.redirect_stdout(sys.stderr):
+            builder.download_and_prepare(download_dir=os.fspath(download_dir), download_config=config)
+    return builder
 
+
+def _raw_files_or_raise(spec: DatasetSpec, builder: tfds.core.DatasetBuilder, raw_dir: str | os.PathLike | None,
+                        allow_download: bool) -> pathlib.Path:
+    """The folder of `spec`'s raw files; FileNotFoundError when some are missing and cannot be downloaded."""
     raw_root = pathlib.Path(raw_dir).expanduser() if raw_dir is not None else raw_data_dir()
-    manual_dir = raw_root / name
+    manual_dir = raw_root / spec.name
     missing = [file for file in spec.raw_files if not (manual_dir / file).is_file()]
     if missing and not (allow_download and spec.downloadable):
         source = "raw_dir" if raw_dir is not None else (
@@ -232,22 +259,29 @@ def prepare(
             else " (tensorflow-datasets cannot download this dataset)"
         )
         raise FileNotFoundError(
-            f"Dataset {name!r} is not prepared in {builder.data_dir_root} and its raw files are missing "
+            f"Dataset {spec.name!r} is not prepared in {builder.data_dir_root} and its raw files are missing "
             f"from {manual_dir} (from {source}): missing {missing}. Put the files there, or set the "
-            f"environment variable {RAW_DATA_VARIABLE} to a folder that holds a {name}/ sub-folder with "
+            f"environment variable {RAW_DATA_VARIABLE} to a folder that holds a {spec.name}/ sub-folder with "
             f"them{hint}."
         )
-    # tfds takes each file from manual_dir when its name matches the builder's registered checksums (and
-    # downloads the others, which only happens when allow_download=True), then checks size and sha256.
-    config = tfds.download.DownloadConfig(
-        manual_dir=os.fspath(manual_dir),
-        download_mode=tfds.download.GenerateMode.REUSE_DATASET_IF_EXISTS,
-        try_download_gcs=False,  # Build from the raw files; never fetch tfds's pre-built copy.
-    )
-    # One download (and extraction) folder per dataset: MNIST and Fashion-MNIST share file names.
-    download_dir = pathlib.Path(builder.data_dir_root) / "downloads" / name
-    builder.download_and_prepare(download_dir=os.fspath(download_dir), download_config=config)
-    return builder
+    return manual_dir
+
+
+@contextlib.contextmanager
+def _exclusive(lock_path: pathlib.Path) -> Iterator[None]:
+    """Hold an exclusive lock on `lock_path` (created if needed) across processes; a no-op without `fcntl`."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no cross-process lock
+        yield
+        return
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def _check_split(spec: DatasetSpec, split: str) -> None:

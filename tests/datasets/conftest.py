@@ -1,4 +1,6 @@
-"""Session fixtures for the dataset tests: every dataset is prepared once, into a temporary data folder."""
+"""Session fixtures for the dataset tests: every dataset prepared once, in the test run's own data folder."""
+
+import os
 
 import keras_bnn  # noqa: F401  (must precede tensorflow)
 import pytest
@@ -8,10 +10,11 @@ from keras_bnn import datasets
 
 
 @pytest.fixture(scope="session")
-def prepared_dir(tmp_path_factory):
-    """A tfds data folder holding all of keras_bnn's datasets, prepared from the raw files (once per session)."""
+def prepared_dir():
+    """The run's tfds data folder (tests/conftest.py), holding all of keras_bnn's datasets prepared from the raw
+    files (each once per run; other tests reuse them)."""
     tfds.disable_progress_bar()
-    folder = tmp_path_factory.mktemp("tfds_data")
+    folder = os.environ[datasets.DATA_DIR_VARIABLE]
     for name in datasets.available():
         datasets.prepare(name, data_dir=folder)
     return folder

@@ -1,6 +1,10 @@
 """Model cards and the `keras-bnn zoo` commands."""
 
 import json
+import os
+import pathlib
+import subprocess
+import sys
 
 import pytest
 
@@ -73,3 +77,16 @@ def test_cli_evaluate_prints_the_metric_of_a_text_model(capsys):
     assert main(["evaluate", "binary_transformer.sst2", "--split", "train[:50]", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["card"] is None and result["examples"] == 50 and result["metric"] == "top1_accuracy"
+
+
+def test_cli_json_on_an_empty_data_folder_is_one_json_document_on_stdout(tmp_path):
+    """First use on a fresh machine: the dataset is prepared (TFDS reports its progress) and stdout still holds
+    exactly the one JSON document; everything else goes to stderr."""
+    script = pathlib.Path(sys.executable).with_name("keras-bnn")
+    environment = {**os.environ, "KERAS_BNN_DATA_DIR": str(tmp_path / "data"), "TFDS_DATA_DIR": str(tmp_path / "tfds")}
+    run = subprocess.run([str(script), "zoo", "evaluate", "binary_transformer.sst2", "--json"], capture_output=True,
+                         text=True, env=environment, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "Downloading and preparing dataset" in run.stderr  # it really was the first use
+    result = json.loads(run.stdout)
+    assert result["name"] == "binary_transformer.sst2" and result["matches"] is True
