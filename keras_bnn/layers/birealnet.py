@@ -7,11 +7,12 @@ from typing import Any
 import larq
 import tensorflow as tf
 
+from keras_bnn.layers._exact import ExactScaleMixin
 from keras_bnn.layers._validation import check_channels_last, check_input_rank, check_kernel_fits
 
 
 @tf.keras.utils.register_keras_serializable(package="keras_bnn")
-class BiRealConv2D(larq.layers.QuantConv2D):
+class BiRealConv2D(ExactScaleMixin, larq.layers.QuantConv2D):
     """Bi-Real Net block: `BN(binary_conv(x)) + shortcut(x)`, with a real-valued shortcut.
 
     The layer *is* a `larq.layers.QuantConv2D` (so larq's tools see its binary kernel and input quantizer),

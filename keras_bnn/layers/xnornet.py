@@ -7,11 +7,12 @@ from typing import Any
 import larq
 import tensorflow as tf
 
+from keras_bnn.layers._exact import ExactScaleMixin
 from keras_bnn.layers._validation import check_channels_last, check_input_rank, check_kernel_fits
 
 
 @tf.keras.utils.register_keras_serializable(package="keras_bnn")
-class XNORConv2D(larq.layers.QuantConv2D):
+class XNORConv2D(ExactScaleMixin, larq.layers.QuantConv2D):
     """XNOR-Net binary 2D convolution: sign(I) ⊛ sign(W), scaled by α = mean|W| per output channel.
 
     The weight scale α is larq's `magnitude_aware_sign` kernel quantizer (α = mean |W| over the kernel's

@@ -33,6 +33,7 @@ from typing import Any
 import larq
 import tensorflow as tf
 
+from keras_bnn.layers._exact import ExactScaleMixin
 from keras_bnn.layers._validation import check_channels_last
 
 __all__ = ["PCNNConv2D", "PCNNProjection"]
@@ -175,7 +176,7 @@ class PCNNProjection(larq.quantizers.Quantizer):
 
 
 @tf.keras.utils.register_keras_serializable(package="keras_bnn")
-class PCNNConv2D(larq.layers.QuantConv2D):
+class PCNNConv2D(ExactScaleMixin, larq.layers.QuantConv2D):
     """PCNN projection convolution: a larq ``QuantConv2D`` whose kernel quantizer is `PCNNProjection`.
 
     The layer keeps F/J real kernels (F = `filters`, J = `num_projections`), convolves with their J binary
