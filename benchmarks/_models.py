@@ -13,7 +13,6 @@ import larq
 import tensorflow as tf
 
 from keras_bnn.layers import BiRealConv2D, XNORConv2D
-from keras_bnn.zoo.text_models import binary_gru_lm_tiny_shakespeare, binary_transformer_sst2
 
 GRU_LM_LENGTH = 32  # characters per converted sequence (the WHILE loop runs this many steps)
 
@@ -113,18 +112,19 @@ def gru_lm(batch_size: int | None = None, binary: bool = True) -> tf.keras.Model
     if binary:
         return keras_bnn.zoo.get("binary_gru_lm.tiny_shakespeare", pretrained=True, input_shape=(GRU_LM_LENGTH,),
                                  batch_size=batch_size)
-    return binary_gru_lm_tiny_shakespeare(input_shape=(GRU_LM_LENGTH,), batch_size=batch_size, binary=False)
+    return keras_bnn.zoo.entry("binary_gru_lm.tiny_shakespeare").builder(input_shape=(GRU_LM_LENGTH,),
+                                                                         batch_size=batch_size, binary=False)
 
 
 def transformer_sst2(batch_size: int | None = None, binary: bool = True) -> tf.keras.Model:
     """The zoo's Transformer sentence classifier (48 tokens); binary: its trained weights; float: its teacher."""
     if binary:
         return keras_bnn.zoo.get("binary_transformer.sst2", pretrained=True, batch_size=batch_size)
-    return binary_transformer_sst2(batch_size=batch_size, binary=False)
+    return keras_bnn.zoo.entry("binary_transformer.sst2").builder(batch_size=batch_size, binary=False)
 
 
 # Binary builders that load trained zoo weights (the benchmark does not randomize them).
-PRETRAINED = frozenset({"gru_lm", "transformer_sst2"})
+WITH_TRAINED_WEIGHTS = frozenset({"gru_lm", "transformer_sst2"})
 
 
 BUILDERS: dict[str, Callable[..., tf.keras.Model]] = {

@@ -22,19 +22,11 @@ import keras_bnn  # noqa: F401  (first: selects tf-keras)
 import larq
 import numpy as np
 import tensorflow as tf
-import tensorflow_datasets as tfds
 
 from keras_bnn.training import reestimate_batchnorm
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from _machine import RESULTS, machine_info  # noqa: E402
-
-
-def load_mnist(split: str) -> tuple[np.ndarray, np.ndarray]:
-    """MNIST as in larq's tutorial: images in [-1, 1], shape (n, 28, 28, 1); integer labels."""
-    dataset = keras_bnn.datasets.load("mnist", split, as_supervised=True).batch(10_000)
-    images, labels = zip(*tfds.as_numpy(dataset))
-    return np.concatenate(images).astype(np.float32) / 127.5 - 1.0, np.concatenate(labels).astype(np.int64)
 
 
 def tutorial_model() -> tf.keras.Model:
@@ -70,8 +62,8 @@ def main() -> None:
     parser.add_argument("--output", default=str(RESULTS / "bn_reestimation.json"))
     args = parser.parse_args()
 
-    x_train, y_train = load_mnist("train")
-    x_test, y_test = load_mnist("test")
+    x_train, y_train = keras_bnn.datasets.load_images("mnist", "train", signed=True)
+    x_test, y_test = keras_bnn.datasets.load_images("mnist", "test", signed=True)
     estimation = tf.data.Dataset.from_tensor_slices(x_train).batch(256)
     result = {
         "dataset": "mnist",

@@ -32,11 +32,11 @@ import larq_compute_engine as lce
 import numpy as np
 import tensorflow as tf
 
-from keras_bnn import _compat
+from keras_bnn.tflite.runtimes import open_runtime
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from _machine import RESULTS, machine_info  # noqa: E402
-from _models import BUILDERS, PRETRAINED  # noqa: E402
+from _models import BUILDERS, WITH_TRAINED_WEIGHTS  # noqa: E402
 
 BATCHES = (1, 32)
 THREADS = (1, 2)
@@ -73,10 +73,8 @@ def _inputs(model: tf.keras.Model, batch: int, seed: int) -> np.ndarray:
 
 
 def _lce_latency(flatbuffer: bytes, x: np.ndarray, threads: int, kernel: str, runs: int) -> float:
-    interpreter = _compat.lce_interpreter_class()(
-        flatbuffer, num_threads=threads, use_indirect_bgemm=kernel == "indirect", use_xnnpack=False
-    )
-    return _median_ms(lambda: _compat.lce_predict_batch(interpreter, x), runs)
+    runtime = open_runtime(flatbuffer, "lce", num_threads=threads, use_indirect_bgemm=kernel == "indirect")
+    return _median_ms(lambda: runtime.run([x]), runs)
 
 
 def _float_tflite(model: tf.keras.Model) -> bytes:
@@ -103,7 +101,7 @@ def measure(name: str, runs: int) -> dict:
     flatbuffers: dict[str, dict[int, bytes]] = {"plain_lce": {}, "keras_bnn": {}, "float_tflite": {}}
     for batch in BATCHES:
         model = builder(batch_size=batch)
-        if name not in PRETRAINED:
+        if name not in WITH_TRAINED_WEIGHTS:
             _randomize(model)
         flatbuffers["plain_lce"][batch] = lce.convert_keras_model(model)
         with warnings.catch_warnings():

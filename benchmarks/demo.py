@@ -21,19 +21,10 @@ import keras_bnn.tflite
 import larq
 import numpy as np
 import tensorflow as tf
-import tensorflow_datasets as tfds
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from _machine import RESULTS, machine_info  # noqa: E402
 from _models import conv_bnn as build_model  # noqa: E402
-
-
-def load_mnist(split: str) -> tuple[np.ndarray, np.ndarray]:
-    """The MNIST split as float images in [-1, 1] and integer labels."""
-    dataset = keras_bnn.datasets.load("mnist", split, as_supervised=True).batch(10_000)
-    images, labels = zip(*tfds.as_numpy(dataset))
-    images = np.concatenate(images).astype(np.float32) / 127.5 - 1.0
-    return images, np.concatenate(labels).astype(np.int64)
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -46,8 +37,8 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
 
     tf.keras.utils.set_random_seed(args.seed)
-    x_train, y_train = load_mnist("train")
-    x_test, y_test = load_mnist("test")
+    x_train, y_train = keras_bnn.datasets.load_images("mnist", "train", signed=True)
+    x_test, y_test = keras_bnn.datasets.load_images("mnist", "test", signed=True)
     print(f"MNIST via keras_bnn.datasets: train {x_train.shape}, test {x_test.shape}")
 
     model = build_model()

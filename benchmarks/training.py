@@ -34,7 +34,6 @@ import keras_bnn  # noqa: F401  (first: selects tf-keras)
 import larq
 import numpy as np
 import tensorflow as tf
-import tensorflow_datasets as tfds
 
 from keras_bnn.layers import BiRealConv2D, XNORConv2D
 from keras_bnn.quantizers import StochasticSign
@@ -54,13 +53,6 @@ from _machine import RESULTS, machine_info  # noqa: E402
 BATCH_SIZE = 128
 LEARNING_RATE = 2e-3
 LOSS = tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-
-
-def load(split: str) -> tuple[np.ndarray, np.ndarray]:
-    """Fashion-MNIST through keras_bnn.datasets: images in [-1, 1], shape (n, 28, 28, 1); integer labels."""
-    dataset = keras_bnn.datasets.load("fashion_mnist", split, as_supervised=True).batch(10_000)
-    images, labels = zip(*tfds.as_numpy(dataset))
-    return np.concatenate(images).astype(np.float32) / 127.5 - 1.0, np.concatenate(labels).astype(np.int64)
 
 
 # -- one architecture, with the binary layers supplied per technique -------------------------------------------
@@ -244,8 +236,8 @@ def main() -> None:
                      or args.techniques.index("float") > args.techniques.index(students[0])):
         parser.error(f"{students[0]} needs the float run (its teacher) earlier in --techniques")
 
-    x_train, y_train = load("train")
-    x_test, y_test = load("test")
+    x_train, y_train = keras_bnn.datasets.load_images("fashion_mnist", "train", signed=True)
+    x_test, y_test = keras_bnn.datasets.load_images("fashion_mnist", "test", signed=True)
     if args.train_subset:
         x_train, y_train = x_train[: args.train_subset], y_train[: args.train_subset]
     data = {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}

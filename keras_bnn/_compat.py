@@ -89,18 +89,53 @@ def larq_base_quantizer() -> type:
     return _BaseQuantizer
 
 
-def lce_predict_batch(interpreter, batch):
-    """Run one whole batch through an LCE `Interpreter` and return its list of outputs.
+def lce_predict(interpreter, inputs: list):
+    """Run one whole batch of every input through an LCE `Interpreter`; the list of its outputs.
 
     LCE's public `Interpreter.predict` feeds one sample at a time (it adds a batch axis of 1 to each), which fails
     for a flatbuffer converted with batch size B > 1; its wrapper object takes the full batch.
     """
-    return interpreter.interpreter.predict([batch])
+    return interpreter.interpreter.predict(list(inputs))
 
 
-def keras_object_sharing_scope():
-    """tf-keras' scope in which (de)serialization marks objects serialized twice (same ``id()``) as one shared
-    object, as .keras saving and loading do."""
-    from tf_keras.src.saving.serialization_lib import ObjectSharingScope
+def larq_base_layer() -> type:
+    """larq's quantizer mixin over Keras layers (``larq.layers_base.BaseLayer``): ``input_quantizer`` and the
+    ``_get_quantizer(name)`` hook that turns the named weights into ``QuantizedVariable``s."""
+    from larq.layers_base import BaseLayer
 
-    return ObjectSharingScope()
+    return BaseLayer
+
+
+def quantized_variable_class() -> type:
+    """larq's ``QuantizedVariable`` (a binary kernel's variable: ``latent_variable`` and ``quantizer``)."""
+    from larq.quantized_variable import QuantizedVariable
+
+    return QuantizedVariable
+
+
+def use_generic_rnn_loop(layer, return_runtime: bool = False) -> None:
+    """Make a ``tf.keras.layers.GRU`` subclass always run Keras' generic RNN loop over its cell (never the fused
+    cuDNN kernel, which would bypass a custom cell), with GRU's ``return_runtime`` testing flag."""
+    layer._could_use_gpu_kernel = False
+    layer._return_runtime = return_runtime
+
+
+def mha_settings(layer) -> dict:
+    """A ``tf.keras.layers.MultiHeadAttention``'s sizes (kept in private attributes by Keras): ``num_heads``,
+    ``key_dim``, ``value_dim``, ``output_shape`` (None: the query's features) and ``built`` (whether its
+    projections exist, i.e. ``_build_from_signature`` ran)."""
+    return {"num_heads": layer._num_heads, "key_dim": layer._key_dim, "value_dim": layer._value_dim,
+            "output_shape": layer._output_shape, "built": bool(layer._built_from_signature)}
+
+
+def mha_sublayer_kwargs(layer) -> dict:
+    """The initializers, regularizers and constraints a ``MultiHeadAttention`` passes to its projections."""
+    return layer._get_common_kwargs_for_sublayer()
+
+
+def larq_explicit_padding(layer, inputs):
+    """The paddings a larq convolution adds itself (SAME padding with ``pad_values != 0``), or None when it uses
+    the convolution's own padding."""
+    if layer._is_native_padding:
+        return None
+    return layer._get_padding_same(inputs)

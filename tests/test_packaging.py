@@ -26,7 +26,9 @@ def _run(code, cwd, **env):
 
 IMPORT_ALL = (
     "import keras_bnn, keras_bnn.zoo, keras_bnn.tflite, keras_bnn.layers, keras_bnn.datasets\n"
-    "import keras_bnn.training, keras_bnn.zoo.training\n"
+    "import keras_bnn.training, keras_bnn.zoo.training, keras_bnn.zoo.training.train, keras_bnn.cli, keras_bnn.text\n"
+    "import keras_bnn.tflite.rules, keras_bnn.tflite.targets.lce\n"
+    "assert keras_bnn.zoo.model_card('binary_cnn.mnist').count('## Notes') == 1  # the card prose is package data\n"
     "print(keras_bnn.__file__); print(keras_bnn.zoo.__file__); print(keras_bnn.tflite.__file__)"
 )
 
@@ -65,6 +67,20 @@ def test_regular_install_contains_zoo_and_tflite(tmp_path):
     assert result.returncode == 0, result.stderr
     for line in result.stdout.split():
         assert pathlib.Path(line).is_relative_to(target), line
+
+
+def test_import_keras_bnn_is_light(tmp_path):
+    """`import keras_bnn` loads neither Larq Compute Engine nor tensorflow-datasets nor the zoo."""
+    result = _run(
+        "import keras_bnn, sys\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('larq_compute_engine', 'tensorflow_datasets', "
+        "'keras_bnn.zoo', 'keras_bnn.tflite'))))\n"
+        "keras_bnn.zoo.list_models()\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('larq_compute_engine', 'tensorflow_datasets'))))",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split("\n")[:2] == ["[]", "[]"]
 
 
 def test_import_sets_legacy_keras_before_tensorflow(tmp_path):

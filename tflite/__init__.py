@@ -1,13 +1,17 @@
-"""keras_bnn.tflite: convert Keras BNNs to Larq Compute Engine flatbuffers in which every binary matmul is bitpacked.
+"""keras_bnn.tflite: convert Keras BNNs to flatbuffers in which every binary matmul runs bitpacked; inspect and
+verify them.
 
-- `convert(model, ...) -> bytes`: rewrites a copy of the model so that every binary matmul (larq `QuantDense`,
-  `QuantConv1D`, keras_bnn layers that register a rewrite) is a binary convolution, then converts with LCE.
-  A binary layer that cannot be bitpacked is reported (a warning, or an error with `strict=True`), never silently
-  left in float.
-- `inspect(flatbuffer) -> ConversionReport`: op table per subgraph, binary MACs in bitpacked vs float ops,
-  the bitpacked share, and flatbuffer size vs the ideal size, read from the flatbuffer itself.
-- `verify(model, flatbuffer, x) -> VerificationReport`: Keras vs the LCE interpreter on the same inputs.
-- `register_rewrite(layer_class)`: how a new binary layer family makes itself bitpackable.
+- `convert(model, kernels="lce", ...) -> bytes` (or, with ``report=True``, a `ConversionResult`): rewrites a
+  copy of the model with the conversion rules (every binary matmul a binary convolution), then makes the target's
+  flatbuffer. A binary layer that cannot be bitpacked is reported (a warning, or an error with ``strict=True``),
+  never silently left in float.
+- `inspect(flatbuffer) -> FlatbufferReport`: op table per subgraph, binary MACs in bitpacked vs float ops, the
+  bitpacked share, and flatbuffer size vs the ideal size, read from the flatbuffer itself.
+- `verify(model, flatbuffer, x) -> VerificationReport`: Keras vs a real runtime on the same inputs.
+- `Rule`, `Verdict`, `register_rule(layer_class)`: how a new binary layer family makes itself bitpackable.
+
+Every function that takes flatbuffer bytes checks them first with one reader (`keras_bnn.tflite.flatbuffer`):
+bad bytes are a ``ValueError``, never a crash.
 
 Example:
     >>> import keras_bnn, keras_bnn.tflite, larq, numpy as np, tensorflow as tf
@@ -21,28 +25,31 @@ Example:
     True
 """
 
-from keras_bnn.tflite.converter import (
-    NotBitpackableError,
-    NotBitpackedLayer,
-    NotBitpackedWarning,
-    convert,
-    convert_with_report,
-)
-from keras_bnn.tflite.inspection import ConversionReport, inspect
-from keras_bnn.tflite.rewrite import CannotBitpack, register_rewrite, rewrite_for_lce
+from keras_bnn.tflite.audit import BitpackableLayer, NotBitpackedLayer
+from keras_bnn.tflite.converter import ConversionResult, NotBitpackableError, NotBitpackedWarning, convert
+from keras_bnn.tflite.inspection import inspect
+from keras_bnn.tflite.registry import Action, Rule, Verdict, register_rule
+from keras_bnn.tflite.report import FlatbufferReport
+from keras_bnn.tflite.rewrite import RewriteResult, rewrite_for_lce
+from keras_bnn.tflite.steppers import FlatbufferStepper
 from keras_bnn.tflite.verification import VerificationReport, verify
 
 __all__ = [
-    "CannotBitpack",
-    "ConversionReport",
+    "Action",
+    "BitpackableLayer",
+    "ConversionResult",
+    "FlatbufferReport",
+    "FlatbufferStepper",
     "NotBitpackableError",
     "NotBitpackedLayer",
     "NotBitpackedWarning",
+    "RewriteResult",
+    "Rule",
+    "Verdict",
     "VerificationReport",
     "convert",
-    "convert_with_report",
     "inspect",
-    "register_rewrite",
+    "register_rule",
     "rewrite_for_lce",
     "verify",
 ]

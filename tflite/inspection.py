@@ -19,200 +19,24 @@ subgraph once.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections import Counter
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from keras_bnn._compat import tflite_schema
+from keras_bnn.tflite.flatbuffer import BITPACK_WIDTH, Flatbuffer, read_flatbuffer
+from keras_bnn.tflite.report import CATEGORIES, FlatbufferReport, OpMacs, SubgraphReport
 
-__all__ = ["ConversionReport", "OpMacs", "SubgraphReport", "inspect"]
+__all__ = ["FlatbufferReport", "inspect"]
 
-CATEGORIES = ("bitpacked", "unpacked_binary", "activation_binary", "other")
 # Ops that only move values around -> their data inputs (None: all); what they make from +-1 stays +-1.
 _LAYOUT_OPS: dict[str, tuple[int, ...] | None] = {
     "RESHAPE": (0,), "TRANSPOSE": (0,), "SQUEEZE": (0,), "EXPAND_DIMS": (0,), "SLICE": (0,), "STRIDED_SLICE": (0,),
     "GATHER": (0,), "SPLIT": (1,), "SPLIT_V": (0,), "UNPACK": (0,), "PACK": None, "CONCATENATION": None}
-_BITPACK_WIDTH = 32  # LCE packs channels into int32 words
-_NUMPY_TYPES = {"FLOAT32": np.float32, "FLOAT16": np.float16, "FLOAT64": np.float64, "INT8": np.int8,
-                "UINT8": np.uint8, "INT16": np.int16, "INT32": np.int32, "INT64": np.int64}
 
 
-@dataclass(frozen=True)
-class OpMacs:
-    """MACs of one operator (for WHILE bodies: per iteration)."""
-
-    subgraph: int
-    index: int
-    op_type: str
-    macs: int
-    category: str  # one of CATEGORIES
-
-
-@dataclass(frozen=True)
-class SubgraphReport:
-    """One subgraph: its role, op counts and MACs by category.
-
-    ``role`` is ``main`` (subgraph 0), ``while_cond``, ``while_body``, ``if_then``, ``if_else``, ``call_once``
-    or ``unreferenced``. ``per_iteration`` is True for loop subgraphs and anything they call.
-    """
-
-    index: int
-    name: str
-    role: str
-    per_iteration: bool
-    op_counts: dict[str, int]
-    macs: dict[str, int]
-
-    @property
-    def label(self) -> str:
-        return f"{self.index} ({self.role})"
-
-
-@dataclass(frozen=True)
-class ConversionReport:
-    """What a flatbuffer contains, from :func:`inspect`.
-
-    Size identity: ``flatbuffer_bytes == ideal_bytes + structure_bytes + non_tensor_buffer_bytes
-    + unpacked_binary_excess_bytes + bitpack_padding_bytes``.
-
-    Attributes:
-        op_counts: ops per type over all subgraphs (builtin names; custom ops by custom code).
-        ops_by_subgraph: the same per subgraph, keyed by ``"<index> (<role>)"``.
-        subgraphs: per-subgraph details (role, op counts, MACs).
-        op_macs: every op with a MAC count.
-        macs: MACs per category (see module docstring), every subgraph counted once.
-        bitpacked_share: bitpacked / (bitpacked + unpacked_binary) MACs; None when there is no binary weight x
-            binary activation MAC at all.
-        flatbuffer_bytes: size of the flatbuffer.
-        ideal_bytes: 1 bit per binary weight (rounded up per tensor; plus a float32 scale per output channel for
-            an unpacked binary tensor whose scales are not all 1) + every other constant tensor as stored.
-        binary_weights: number of binary weights (packed or not).
-        structure_bytes: flatbuffer tables, tensor names, shapes, quantization parameters (size - all buffers).
-        non_tensor_buffer_bytes: buffers no tensor uses (metadata such as ``min_runtime_version``).
-        unpacked_binary_excess_bytes: bytes binary weights take beyond their ideal because they are stored at
-            float/int8 width.
-        bitpack_padding_bytes: bytes of padding bits, from rounding packed input channels up to 32.
-        notes: caveats found while inspecting (for example dynamic shapes).
-        not_bitpacked: binary Keras layers the converter could not bitpack (filled by the converter).
-    """
-
-    op_counts: dict[str, int]
-    ops_by_subgraph: dict[str, dict[str, int]]
-    subgraphs: tuple[SubgraphReport, ...]
-    op_macs: tuple[OpMacs, ...]
-    macs: dict[str, int]
-    bitpacked_share: float | None
-    flatbuffer_bytes: int
-    ideal_bytes: int
-    binary_weights: int
-    structure_bytes: int
-    non_tensor_buffer_bytes: int
-    unpacked_binary_excess_bytes: int
-    bitpack_padding_bytes: int
-    notes: tuple[str, ...] = ()
-    not_bitpacked: tuple[str, ...] = ()
-
-    @property
-    def size_ratio(self) -> float:
-        """Flatbuffer size / ideal size."""
-        return self.flatbuffer_bytes / self.ideal_bytes if self.ideal_bytes else float("inf")
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-serialisable dict of every field plus ``size_ratio``."""
-        result = dataclasses.asdict(self)
-        result["size_ratio"] = self.size_ratio
-        return result
-
-    def __str__(self) -> str:
-        lines = [f"Flatbuffer: {self.flatbuffer_bytes:,} bytes; ideal {self.ideal_bytes:,} bytes "
-                 f"(ratio {self.size_ratio:.2f}; {self.binary_weights:,} binary weights at 1 bit)",
-                 "  extra bytes:",
-                 f"    {'flatbuffer structure (tables, names, shapes, quantization)':<62}{self.structure_bytes:>12,}",
-                 f"    {'non-tensor buffers (metadata)':<62}{self.non_tensor_buffer_bytes:>12,}",
-                 f"    {'binary weights stored unpacked (float/int8, not 1 bit)':<62}"
-                 f"{self.unpacked_binary_excess_bytes:>12,}",
-                 f"    {'bitpacking padding (input channels rounded up to 32)':<62}{self.bitpack_padding_bytes:>12,}"]
-        for sub in self.subgraphs:
-            suffix = ", MACs per iteration" if sub.per_iteration else ""
-            lines.append(f"Subgraph {sub.label} {sub.name!r}{suffix}")
-            lines.extend(f"    {name:<40}{count:>8}" for name, count in sorted(sub.op_counts.items()))
-        lines.append("MACs (WHILE subgraphs counted for one iteration):")
-        lines.extend(f"    {name:<40}{self.macs[name]:>16,}" for name in CATEGORIES)
-        share = "no binary MACs" if self.bitpacked_share is None else f"{self.bitpacked_share:.2%}"
-        lines.append(f"Bitpacked share of binary MACs: {share}")
-        if self.macs["activation_binary"]:
-            lines.append("  (activation x activation binary MACs have no bitpacked kernel and are not in the share)")
-        lines.extend(f"Note: {note}" for note in self.notes)
-        if self.not_bitpacked:
-            lines.append("Binary layers not bitpacked: " + ", ".join(self.not_bitpacked))
-        return "\n".join(lines)
-
-
-def _read_bytes(flatbuffer: bytes | bytearray | memoryview | str | os.PathLike) -> bytes:
-    """The flatbuffer's bytes, from bytes or a path; ValueError unless it carries the "TFL3" identifier."""
-    if isinstance(flatbuffer, (bytes, bytearray, memoryview)):
-        data, origin = bytes(flatbuffer), "the given bytes"
-    elif isinstance(flatbuffer, (str, os.PathLike)):
-        with open(flatbuffer, "rb") as file:
-            data, origin = file.read(), f"file {os.fspath(flatbuffer)!r}"
-    else:
-        raise TypeError(f"flatbuffer must be bytes or a path, got {type(flatbuffer).__name__}")
-    if len(data) < 8 or data[4:8] != b"TFL3":
-        raise ValueError(f"{origin} is not a TFLite flatbuffer: the file identifier at bytes 4..8 is "
-                         f"{data[4:8]!r}, expected b'TFL3' ({len(data)} bytes)")
-    return data
-
-
-class _Graph:
-    """Unpacked model plus lookups shared by the analyses."""
-
-    def __init__(self, data: bytes):
-        schema = tflite_schema()
-        try:
-            self.model = schema.ModelT.InitFromPackedBuf(data, 0)
-        except Exception as error:  # a corrupt body behind a valid identifier
-            raise ValueError(f"could not parse the TFLite flatbuffer ({len(data)} bytes): {error}") from error
-        if not self.model.subgraphs:
-            raise ValueError(f"the TFLite flatbuffer ({len(data)} bytes) has no subgraph")
-        self.data = data
-        self.builtin_names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
-        self.type_names = {v: k for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
-        self.notes: list[str] = []
-
-    def op_type(self, op) -> str:
-        code = self.model.operatorCodes[op.opcodeIndex]
-        builtin = max(code.builtinCode, code.deprecatedBuiltinCode)
-        name = self.builtin_names.get(builtin, f"BUILTIN_{builtin}")
-        if name == "CUSTOM":
-            custom = code.customCode
-            return custom.decode() if isinstance(custom, bytes) else str(custom)
-        return name
-
-    def buffer_bytes(self, index: int) -> np.ndarray | None:
-        buffer = self.model.buffers[index]
-        if buffer.offset > 1:  # large models keep buffers after the flatbuffer
-            return np.frombuffer(self.data, np.uint8, int(buffer.size), int(buffer.offset))
-        if buffer.data is None or len(buffer.data) == 0:
-            return None
-        return np.asarray(buffer.data, np.uint8)
-
-    def custom_options(self, op) -> dict[str, Any]:
-        from flatbuffers import flexbuffers
-
-        raw = op.customOptions
-        if (raw is None or len(raw) == 0) and op.largeCustomOptionsSize:
-            start = int(op.largeCustomOptionsOffset)
-            raw = self.data[start:start + int(op.largeCustomOptionsSize)]
-        if raw is None or len(raw) == 0:
-            return {}
-        return flexbuffers.GetRoot(bytes(bytearray(raw))).AsMap.Value
-
-
-def _subgraph_roles(graph: _Graph) -> list[tuple[str, bool]]:
+def _subgraph_roles(graph: Flatbuffer) -> list[tuple[str, bool]]:
     """(role, per_iteration) of every subgraph, following WHILE/IF/CALL_ONCE from subgraph 0."""
     subgraphs = graph.model.subgraphs
     roles: list[tuple[str, bool] | None] = [None] * len(subgraphs)
@@ -242,8 +66,8 @@ def _subgraph_roles(graph: _Graph) -> list[tuple[str, bool]]:
 class _SubgraphAnalysis:
     """MACs and binary weights of one subgraph."""
 
-    def __init__(self, graph: _Graph, index: int):
-        self.graph, self.index = graph, index
+    def __init__(self, graph: Flatbuffer, index: int, notes: list[str]):
+        self.graph, self.index, self.notes = graph, index, notes
         self.subgraph = graph.model.subgraphs[index]
         self.producers = {out: op for op in self.subgraph.operators for out in op.outputs}
         # buffer index -> ("packed" | "unpacked", ideal bytes, padding bytes, n binary weights)
@@ -257,7 +81,7 @@ class _SubgraphAnalysis:
         signature = tensor.shapeSignature
         if signature is not None and any(dim < 0 for dim in signature):
             name = tensor.name.decode(errors="replace") if isinstance(tensor.name, bytes) else tensor.name
-            self.graph.notes.append(f"tensor {name!r} of subgraph {self.index} has a dynamic shape "
+            self.notes.append(f"tensor {name!r} of subgraph {self.index} has a dynamic shape "
                                     f"{list(signature)}; MACs count its unknown dimensions as 1")
         return [int(dim) for dim in (tensor.shape if tensor.shape is not None else [])]
 
@@ -281,7 +105,7 @@ class _SubgraphAnalysis:
             index = producer.inputs[0]
         tensor = self.tensor(index)
         raw = self.graph.buffer_bytes(tensor.buffer) if tensor.buffer else None
-        dtype = _NUMPY_TYPES.get(self.graph.type_names.get(tensor.type, ""))
+        dtype = self.graph.numpy_type(tensor)
         if raw is None or dtype is None:
             return None
         values = raw.view(dtype).reshape([int(d) for d in tensor.shape])
@@ -301,7 +125,7 @@ class _SubgraphAnalysis:
         if values.shape[1] < 2 or not np.all(magnitude == magnitude[:, :1]) or not np.all(magnitude[:, 0] > 0):
             return False
         count = values.size
-        is_float = self.graph.type_names.get(self.tensor(index).type, "").startswith(("FLOAT", "BFLOAT"))
+        is_float = self.graph.type_name(self.tensor(index)).startswith(("FLOAT", "BFLOAT"))
         scales = 4 * values.shape[0] if is_float and not np.all(magnitude == 1) else 0
         self.binary_buffers.setdefault(buffer, ("unpacked", -(-count // 8) + scales, 0, count))
         return True
@@ -350,29 +174,29 @@ class _SubgraphAnalysis:
         if "channels_in" not in options:
             raise ValueError(f"LceBconv2d op {op_index} of subgraph {self.index} has no 'channels_in' option")
         channels_in = int(options["channels_in"])
-        if self.graph.type_names.get(self.tensor(op.inputs[1]).type) != "INT32":
+        if self.graph.type_name(self.tensor(op.inputs[1])) != "INT32":
             raise ValueError(f"LceBconv2d op {op_index} of subgraph {self.index} has a filter that is not "
                              "bitpacked into int32 (a flatbuffer from an older LCE?)")
         channels_out, height, width, packed = self.shape(op.inputs[1])
-        groups = -(-channels_in // _BITPACK_WIDTH) // packed  # as LCE's kernel infers it
+        groups = -(-channels_in // BITPACK_WIDTH) // packed  # as LCE's kernel infers it
         group_size = channels_in // groups
         out = self.shape(op.outputs[0])
         macs = out[0] * out[1] * out[2] * channels_out * height * width * group_size
         count = channels_out * height * width * group_size
-        stored = channels_out * height * width * packed * _BITPACK_WIDTH // 8
+        stored = channels_out * height * width * packed * BITPACK_WIDTH // 8
         ideal = -(-count // 8)
         self.binary_buffers.setdefault(self.tensor(op.inputs[1]).buffer, ("packed", ideal, stored - ideal, count))
         return OpMacs(self.index, op_index, "LceBconv2d", macs, "bitpacked")
 
 
-def inspect(flatbuffer: bytes | str | os.PathLike) -> ConversionReport:
+def inspect(flatbuffer: bytes | str | os.PathLike) -> FlatbufferReport:
     """Report the ops, MACs and size of a TFLite / LCE flatbuffer.
 
     Args:
         flatbuffer: the flatbuffer's bytes, or the path of a ``.tflite`` file.
 
     Returns:
-        A :class:`ConversionReport`; ``print`` it for a table, ``to_dict()`` for JSON.
+        A :class:`~keras_bnn.tflite.report.FlatbufferReport`; ``print`` it for a table, ``to_dict()`` for JSON.
 
     Raises:
         ValueError: the input is not a TFLite flatbuffer (no ``TFL3`` identifier, or unparsable).
@@ -380,7 +204,7 @@ def inspect(flatbuffer: bytes | str | os.PathLike) -> ConversionReport:
 
     Example:
         >>> import keras_bnn, larq as lq, tensorflow as tf, larq_compute_engine as lce
-        >>> from keras_bnn.tflite.inspection import inspect
+        >>> from keras_bnn.tflite import inspect
         >>> inputs = tf.keras.Input(batch_size=1, shape=(8, 8, 32))
         >>> binary = dict(input_quantizer="ste_sign", kernel_quantizer="ste_sign", use_bias=False)
         >>> outputs = lq.layers.QuantConv2D(64, 3, **binary)(inputs)
@@ -388,17 +212,16 @@ def inspect(flatbuffer: bytes | str | os.PathLike) -> ConversionReport:
         >>> report.macs["bitpacked"] == 6 * 6 * 64 * 3 * 3 * 32, report.op_counts["LceBconv2d"]
         (True, 1)
     """
-    data = _read_bytes(flatbuffer)
-    graph = _Graph(data)
-    model = graph.model
+    graph = read_flatbuffer(flatbuffer)
+    data, model, notes = graph.data, graph.model, []
     roles = _subgraph_roles(graph)
     subgraph_reports, op_macs = [], []
     binary_buffers: dict[int, tuple[str, int, int, int]] = {}
     for index, subgraph in enumerate(model.subgraphs):
-        analysis = _SubgraphAnalysis(graph, index)
+        analysis = _SubgraphAnalysis(graph, index, notes)
         counts: Counter[str] = Counter()
         macs = dict.fromkeys(CATEGORIES, 0)
-        for op_index, op in enumerate(subgraph.operators):
+        for op_index, op in enumerate(subgraph.operators or []):
             counts[graph.op_type(op)] += 1
             record = analysis.op_macs(op_index, op)
             if record is not None:
@@ -429,7 +252,7 @@ def inspect(flatbuffer: bytes | str | os.PathLike) -> ConversionReport:
     op_counts: Counter[str] = Counter()
     for sub in subgraph_reports:
         op_counts.update(sub.op_counts)
-    return ConversionReport(
+    return FlatbufferReport(
         op_counts=dict(op_counts),
         ops_by_subgraph={sub.label: sub.op_counts for sub in subgraph_reports},
         subgraphs=tuple(subgraph_reports),
@@ -443,5 +266,5 @@ def inspect(flatbuffer: bytes | str | os.PathLike) -> ConversionReport:
         non_tensor_buffer_bytes=sum(size for i, size in enumerate(buffer_sizes) if i not in tensor_buffers),
         unpacked_binary_excess_bytes=excess,
         bitpack_padding_bytes=padding,
-        notes=tuple(dict.fromkeys(graph.notes)),
+        notes=tuple(dict.fromkeys(notes)),
     )

@@ -1,4 +1,4 @@
-"""Check that an LCE flatbuffer computes what its Keras model computes, on the same inputs."""
+"""Check that a flatbuffer computes what its Keras model computes, on the same inputs, in a real runtime."""
 
 from __future__ import annotations
 
@@ -9,9 +9,8 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from keras_bnn import _compat
-from keras_bnn._compat import lce_interpreter_class
-from keras_bnn.tflite.inspection import _read_bytes
+from keras_bnn.tflite.flatbuffer import read_flatbuffer
+from keras_bnn.tflite.runtimes import default_runtime, open_runtime
 
 __all__ = ["VerificationReport", "verify"]
 
@@ -20,19 +19,21 @@ _KERAS_CHUNK = 256  # samples per Keras call when the Keras model accepts any ba
 
 @dataclass(frozen=True)
 class VerificationReport:
-    """Keras vs LCE interpreter outputs on the same samples, from :func:`verify`.
+    """Keras vs a runtime's outputs on the same samples, from :func:`verify`.
 
     Attributes:
+        runtime: the runtime that ran the flatbuffer (e.g. ``"lce"``).
         n_samples: samples compared.
         flatbuffer_batch_size: the batch size fixed in the flatbuffer (inputs ran in chunks of it).
-        max_abs_diff: largest |keras - lce| over all output elements.
-        mean_abs_diff: mean |keras - lce| over all output elements.
+        max_abs_diff: largest |keras - flatbuffer| over all output elements.
+        mean_abs_diff: mean |keras - flatbuffer| over all output elements.
         max_abs_keras: largest |keras| output, to judge the diffs against.
         top1_agreement: fraction of samples whose argmax over the class axis agrees, for outputs of shape
             (batch, classes) with at least 2 classes; None for other outputs.
         quantized_io: whether the flatbuffer's input or output is integer-quantized (int8/uint8/int16).
     """
 
+    runtime: str
     n_samples: int
     flatbuffer_batch_size: int
     max_abs_diff: float
@@ -48,7 +49,7 @@ class VerificationReport:
     def __str__(self) -> str:
         top1 = "n/a (no class axis)" if self.top1_agreement is None else f"{self.top1_agreement:.2%}"
         io = ", int-quantized I/O" if self.quantized_io else ""
-        return (f"Keras vs LCE on {self.n_samples} samples (flatbuffer batch {self.flatbuffer_batch_size}{io}): "
+        return (f"Keras vs {self.runtime} on {self.n_samples} samples (flatbuffer batch {self.flatbuffer_batch_size}{io}): "
                 f"max |diff| {self.max_abs_diff:.3g}, mean |diff| {self.mean_abs_diff:.3g} "
                 f"(max |keras| {self.max_abs_keras:.3g}), top-1 agreement {top1}")
 
@@ -84,14 +85,15 @@ def _in_chunks(run, x: np.ndarray, batch: int, pad: bool = True) -> np.ndarray:
     return np.concatenate(outputs)
 
 
-def verify(model: tf.keras.Model, flatbuffer: bytes, x: Any, *, num_threads: int = 1,
-           use_indirect_bgemm: bool = False) -> VerificationReport:
-    """Run a Keras model and its LCE flatbuffer on the same inputs and compare the outputs.
+def verify(model: tf.keras.Model, flatbuffer: bytes, x: Any, *, runtime: str | None = None, num_threads: int = 1,
+           **runtime_options: Any) -> VerificationReport:
+    """Run a Keras model and its flatbuffer on the same inputs and compare the outputs.
 
-    The flatbuffer's batch size is fixed at conversion; ``x`` may hold any number of samples: they run in
-    chunks of that batch size, the last chunk zero-padded (the padding's outputs are dropped). The Keras model
-    runs with ``training=False``. For an int8/uint8 input or output, values are (de)quantized with the
-    tensor's scale and zero point as the LCE interpreter reports them. Single-input, single-output models only.
+    The flatbuffer is checked first (bad bytes are a ValueError, never a crash). Its batch size is fixed at
+    conversion; ``x`` may hold any number of samples: they run in chunks of that batch size, the last chunk
+    zero-padded (the padding's outputs are dropped). The Keras model runs with ``training=False``. For an
+    int8/uint8 input or output, values are (de)quantized with the tensor's scale and zero point.
+    Single-input, single-output models only.
 
     Float results differ by float32 rounding only (accumulation order), except where a binary quantizer sees a
     value within rounding of 0 (for example a pooled value that is exactly 0 in real arithmetic): the sign may
@@ -99,23 +101,25 @@ def verify(model: tf.keras.Model, flatbuffer: bytes, x: Any, *, num_threads: int
 
     Args:
         model: the Keras model the flatbuffer was converted from.
-        flatbuffer: the LCE/TFLite flatbuffer bytes.
+        flatbuffer: the flatbuffer bytes.
         x: inputs, an array of shape ``(n_samples, *per_sample_shape)``.
+        runtime: the runtime to run it in (``keras_bnn.tflite.runtimes.available_runtimes()``); None picks
+            :func:`keras_bnn.tflite.runtimes.default_runtime`'s.
         num_threads: interpreter threads.
-        use_indirect_bgemm: use LCE's indirect BGEMM kernel for LceBconv2d.
+        **runtime_options: the runtime's own options, e.g. ``use_indirect_bgemm=True`` for LCE's indirect BGEMM.
 
     Returns:
         A :class:`VerificationReport`.
 
     Raises:
         TypeError: ``model`` is not a Keras model or ``flatbuffer`` is not bytes.
-        ValueError: ``flatbuffer`` is not a TFLite flatbuffer, ``x`` is empty, or the per-sample shape of ``x``,
-            the model's input and the flatbuffer's input disagree.
+        ValueError: ``flatbuffer`` is not a valid TFLite flatbuffer, ``x`` is empty, or the per-sample shape of
+            ``x``, the model's input and the flatbuffer's input disagree.
         NotImplementedError: several inputs/outputs, or per-channel quantized input/output.
 
     Example:
         >>> import keras_bnn, numpy as np, larq as lq, tensorflow as tf, larq_compute_engine as lce
-        >>> from keras_bnn.tflite.verification import verify
+        >>> from keras_bnn.tflite import verify
         >>> inputs = tf.keras.Input(batch_size=2, shape=(6, 6, 8))
         >>> binary = dict(input_quantizer="ste_sign", kernel_quantizer="ste_sign")
         >>> model = tf.keras.Model(inputs, lq.layers.QuantConv2D(4, 3, **binary)(inputs))
@@ -127,17 +131,19 @@ def verify(model: tf.keras.Model, flatbuffer: bytes, x: Any, *, num_threads: int
         raise TypeError(f"model must be a tf.keras.Model, got {type(model).__name__}")
     if not isinstance(flatbuffer, (bytes, bytearray, memoryview)):
         raise TypeError(f"flatbuffer must be bytes (e.g. from convert()), got {type(flatbuffer).__name__}")
-    data = _read_bytes(flatbuffer)
+    checked = read_flatbuffer(flatbuffer)
     if len(model.inputs) != 1 or len(model.outputs) != 1:
         raise NotImplementedError(f"verify() supports single-input, single-output models; {model.name!r} has "
                                   f"{len(model.inputs)} inputs and {len(model.outputs)} outputs")
-    interpreter = lce_interpreter_class()(data, num_threads=num_threads, use_indirect_bgemm=use_indirect_bgemm)
-    if len(interpreter.input_shapes) != 1 or len(interpreter.output_shapes) != 1:
-        raise ValueError(f"the flatbuffer has {len(interpreter.input_shapes)} inputs and "
-                         f"{len(interpreter.output_shapes)} outputs but the Keras model has 1 of each")
+    runtime = default_runtime(checked) if runtime is None else runtime
+    interpreter = open_runtime(checked, runtime, num_threads=num_threads, **runtime_options)
+    if len(interpreter.inputs) != 1 or len(interpreter.outputs) != 1:
+        raise ValueError(f"the flatbuffer has {len(interpreter.inputs)} inputs and {len(interpreter.outputs)} "
+                         "outputs but the Keras model has 1 of each")
+    source, sink = interpreter.inputs[0], interpreter.outputs[0]
 
     x = np.asarray(x)
-    fb_shape = tuple(int(d) for d in interpreter.input_shapes[0])
+    fb_shape = source.shape
     batch = fb_shape[0]
     if x.ndim == 0 or len(x) == 0:
         raise ValueError(f"x must hold at least one sample, got an array of shape {x.shape}")
@@ -150,19 +156,18 @@ def verify(model: tf.keras.Model, flatbuffer: bytes, x: Any, *, num_threads: int
         raise ValueError(f"the Keras model's input shape {keras_shape} does not match the flatbuffer input "
                          f"shape {fb_shape}: was the flatbuffer converted from this model?")
 
-    in_type, out_type = np.dtype(interpreter.input_types[0]), np.dtype(interpreter.output_types[0])
-    if in_type.kind in "iu":
-        lce_input = _quantize(x.astype(np.float64), in_type, interpreter.input_scales[0],
-                              interpreter.input_zero_points[0], "the flatbuffer input")
+    if source.dtype.kind in "iu":
+        runtime_input = _quantize(x.astype(np.float64), source.dtype, source.scale, source.zero_point,
+                                  "the flatbuffer input")
     else:
-        lce_input = x.astype(in_type)
+        runtime_input = x.astype(source.dtype)
 
-    def run_lce(chunk: np.ndarray) -> np.ndarray:
-        (out,) = _compat.lce_predict_batch(interpreter, chunk)
-        return np.array(out)
+    def run_flatbuffer(chunk: np.ndarray) -> np.ndarray:
+        (out,) = interpreter.run([chunk])
+        return out
 
-    lce_out = _dequantize(_in_chunks(run_lce, lce_input, batch), interpreter.output_scales[0],
-                          interpreter.output_zero_points[0], "the flatbuffer output")
+    flat_out = _dequantize(_in_chunks(run_flatbuffer, runtime_input, batch), sink.scale, sink.zero_point,
+                           "the flatbuffer output")
 
     keras_batch = keras_shape[0]
 
@@ -171,21 +176,21 @@ def verify(model: tf.keras.Model, flatbuffer: bytes, x: Any, *, num_threads: int
 
     keras_out = _in_chunks(run_keras, x, keras_batch or _KERAS_CHUNK, pad=keras_batch is not None)
     keras_out = keras_out.astype(np.float64)
-    if keras_out.shape != lce_out.shape:
+    if keras_out.shape != flat_out.shape:
         raise ValueError(f"the Keras output shape {keras_out.shape} differs from the flatbuffer output shape "
-                         f"{lce_out.shape} on the same {len(x)} samples")
+                         f"{flat_out.shape} on the same {len(x)} samples")
 
-    diff = np.abs(keras_out - lce_out)
+    diff = np.abs(keras_out - flat_out)
     top1 = None
     if keras_out.ndim == 2 and keras_out.shape[1] >= 2:
-        top1 = float(np.mean(np.argmax(keras_out, axis=1) == np.argmax(lce_out, axis=1)))
+        top1 = float(np.mean(np.argmax(keras_out, axis=1) == np.argmax(flat_out, axis=1)))
     return VerificationReport(
+        runtime=runtime,
         n_samples=len(x),
         flatbuffer_batch_size=batch,
         max_abs_diff=float(diff.max()),
         mean_abs_diff=float(diff.mean()),
         max_abs_keras=float(np.abs(keras_out).max()),
         top1_agreement=top1,
-        quantized_io=(in_type.kind in "iu" and interpreter.input_scales[0] is not None)
-        or (out_type.kind in "iu" and interpreter.output_scales[0] is not None),
+        quantized_io=source.quantized or sink.quantized,
     )

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from keras_bnn.zoo import _registry
-from keras_bnn.zoo.pretrained import PRETRAINED, pretrained_config, weights_path
-from keras_bnn.zoo.weights import load_compact
+from keras_bnn.zoo.registry import TASKS, ZooEntry, entry, list_registered
+from keras_bnn.zoo.weights import load_pretrained
 
-__all__ = ["list_models", "get"]
+__all__ = ["get", "list_models"]
 
 
 def list_models(pattern: str = "*", pretrained: bool = False) -> list[str]:
-    """Registered model names (`architecture.dataset`) matching a shell-style pattern, sorted.
+    """Registered model names (`architecture.tag`) matching a shell-style pattern, sorted.
 
     Args:
         pattern: `fnmatch` pattern, e.g. `"*.mnist"` or `"birealnet*"`.
@@ -22,30 +21,27 @@ def list_models(pattern: str = "*", pretrained: bool = False) -> list[str]:
         The matching names.
 
     Example:
-        >>> import keras_bnn
-        >>> keras_bnn.zoo.list_models("*.imagenet")
+        >>> import keras_bnn.zoo as zoo
+        >>> zoo.list_models("*.imagenet")
         ['birealnet18.imagenet', 'xnornet18.imagenet']
     """
     if not isinstance(pretrained, bool):
         raise TypeError(f"pretrained must be a bool, got {pretrained!r}.")
-    names = _registry.list_registered(pattern)
-    return [name for name in names if name in PRETRAINED] if pretrained else names
+    names = list_registered(pattern)
+    return [name for name in names if entry(name).pretrained is not None] if pretrained else names
 
 
-def _check_pretrained_fits(
-    spec: _registry.ModelSpec, input_shape: tuple[int, ...] | None, num_classes: int | None
-) -> None:
-    if num_classes is not None and num_classes != spec.num_classes:
+def _check_pretrained_fits(found: ZooEntry, input_shape: tuple[int, ...] | None, num_classes: int | None) -> None:
+    if num_classes is not None and num_classes != found.num_classes:
         raise ValueError(
-            f"pretrained=True: the weights of {spec.name!r} have a {spec.num_classes}-class head, but "
+            f"pretrained=True: the weights of {found.name!r} have a {found.num_classes}-class head, but "
             f"num_classes={num_classes!r} was asked. Build it with pretrained=False, or with "
-            f"pretrained=True, include_top=False for the {spec.name!r} features and add your own head."
+            f"pretrained=True, include_top=False for the {found.name!r} features and add your own head."
         )
-    fixed = _registry.TASKS[spec.task].fixed_input
-    if fixed and input_shape is not None and tuple(input_shape) != spec.input_shape:
+    if TASKS[found.task].fixed_input and input_shape is not None and tuple(input_shape) != found.input_shape:
         raise ValueError(
-            f"pretrained=True: the weights of {spec.name!r} were trained on inputs of shape "
-            f"{spec.input_shape}, but input_shape={tuple(input_shape)!r} was asked."
+            f"pretrained=True: the weights of {found.name!r} were trained on inputs of shape "
+            f"{found.input_shape}, but input_shape={tuple(input_shape)!r} was asked."
         )
 
 
@@ -61,7 +57,7 @@ def get(
     """Build a zoo model, optionally with its pretrained weights.
 
     Args:
-        name: A name from `list_models()`, `architecture.dataset`.
+        name: A name from `list_models()`, `architecture.tag`.
         pretrained: Load the weights trained here (checked by sha256 first; see `keras_bnn.zoo.weights`).
         input_shape: Input shape without the batch dimension; default the dataset's. With pretrained weights
             an image model's must be the one they were trained with; a text model's is `(length,)`, any
@@ -69,8 +65,8 @@ def get(
         num_classes: Classes of the classification head (a language model's vocabulary size); default the
             dataset's. Only with include_top=True; with pretrained weights it must be the trained head's.
         include_top: Keep the classifier (a language model's output layer). False ends the model at its last
-            feature layer; with
-            pretrained=True that is the pretrained backbone (the head's weights are loaded and dropped).
+            feature layer; with pretrained=True that is the pretrained backbone (the head's weights are loaded
+            and dropped).
         batch_size: Fixed batch size of the input (LCE converts with a fixed batch); None leaves it open.
 
     Returns:
@@ -81,15 +77,14 @@ def get(
             with pretrained=True, num_classes/input_shape that do not fit the weights, num_classes with
             include_top=False, or bad shapes/sizes.
         TypeError: Arguments of the wrong type.
-        keras_bnn.zoo.weights.WeightsFileError: The weights file is missing, corrupted or truncated.
+        keras_bnn.zoo.WeightsFileError: The weights file is missing, corrupted or truncated.
 
     Example:
-        >>> import keras_bnn
-        >>> model = keras_bnn.zoo.get("binary_cnn.mnist", num_classes=3, batch_size=1)
-        >>> model.output_shape
+        >>> import keras_bnn.zoo as zoo
+        >>> zoo.get("binary_cnn.mnist", num_classes=3, batch_size=1).output_shape
         (1, 3)
     """
-    spec = _registry.spec(name)
+    found = entry(name)
     if not isinstance(pretrained, bool):
         raise TypeError(f"pretrained must be a bool, got {pretrained!r}.")
     if not isinstance(include_top, bool):
@@ -99,20 +94,22 @@ def get(
             f"num_classes={num_classes!r} was given with include_top=False; a model without its "
             "classification head has no classes. Drop num_classes or set include_top=True."
         )
-    config = None
     if pretrained:
-        config = pretrained_config(name)
-        _check_pretrained_fits(spec, input_shape, num_classes)
-    model = spec.entry_point(
-        input_shape=tuple(input_shape) if input_shape is not None else spec.input_shape,
-        num_classes=num_classes if num_classes is not None else spec.num_classes,
+        if found.pretrained is None:
+            with_weights = [other for other in list_registered() if entry(other).pretrained is not None]
+            raise ValueError(f"Model {name!r} has no pretrained weights; these do: {with_weights}. Build it with "
+                             "pretrained=False.")
+        _check_pretrained_fits(found, input_shape, num_classes)
+    model = found.builder(
+        input_shape=tuple(input_shape) if input_shape is not None else found.input_shape,
+        num_classes=num_classes if num_classes is not None else found.num_classes,
         include_top=include_top or pretrained,
         batch_size=batch_size,
     )
-    if config is None:
+    if not pretrained:
         return model
-    load_compact(model, weights_path(config), sha256=config.sha256, size=config.size_bytes)
+    load_pretrained(model, found.pretrained)
     if include_top:
         return model
-    features = model.get_layer(spec.feature_layer).output
+    features = model.get_layer(found.feature_layer).output
     return tf.keras.Model(model.inputs, features, name=f"{model.name}_features")

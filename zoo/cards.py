@@ -1,13 +1,12 @@
-"""Model cards: markdown built from the registry, `larq.models.ModelProfile` and the pretrained config."""
+"""Model cards: Markdown built from a zoo entry, `larq.models.ModelProfile` and the entry's prose file."""
 
 from __future__ import annotations
 
+import importlib_resources
 import larq
 import tensorflow as tf
 
-from keras_bnn.zoo import _registry
-from keras_bnn.zoo.imagenet import PAPER_FIGURES, PAPER_NOTES
-from keras_bnn.zoo.pretrained import METRICS, PRETRAINED, PretrainedConfig
+from keras_bnn.zoo.registry import METRICS, TASKS, Pretrained, ZooEntry, entry
 
 __all__ = ["operation_counts", "model_card"]
 
@@ -26,7 +25,7 @@ def operation_counts(model: tf.keras.Model) -> dict[str, int]:
         weight, 32 per other), `binary_macs`, `float_macs`, `float_macs_excluding_batchnorm`.
 
     Example:
-        >>> import keras_bnn
+        >>> import keras_bnn.zoo
         >>> from keras_bnn.zoo.cards import operation_counts
         >>> counts = operation_counts(keras_bnn.zoo.get("binarynet_mlp.mnist"))
         >>> counts["binary_macs"], counts["float_macs"]
@@ -58,8 +57,8 @@ def _format_count(value: float) -> str:
     return f"{value:.3g}" if value < 1e4 else f"{value:.3e}".replace("e+0", "e").replace("e+", "e")
 
 
-def _macs_line(spec: _registry.ModelSpec, counts: dict[str, int], config: PretrainedConfig | None) -> str:
-    if _registry.TASKS[spec.task].fixed_input:
+def _macs_line(spec: ZooEntry, counts: dict[str, int], config: Pretrained | None) -> str:
+    if TASKS[spec.task].fixed_input:
         return (
             f"- MACs per image (`larq.models.ModelProfile`): {_format_count(counts['binary_macs'])} binary, "
             f"{_format_count(counts['float_macs'])} float "
@@ -79,8 +78,8 @@ def _macs_line(spec: _registry.ModelSpec, counts: dict[str, int], config: Pretra
     )
 
 
-def _architecture_section(spec: _registry.ModelSpec, counts: dict[str, int]) -> list[str]:
-    task = _registry.TASKS[spec.task]
+def _architecture_section(spec: ZooEntry, counts: dict[str, int]) -> list[str]:
+    task = TASKS[spec.task]
     if task.fixed_input:
         shape = f"- Input: {spec.input_shape}, {spec.num_classes} classes ({spec.dataset})"
     else:
@@ -96,13 +95,12 @@ def _architecture_section(spec: _registry.ModelSpec, counts: dict[str, int]) -> 
         f"- Features (`include_top=False`): output of layer `{spec.feature_layer}`",
         f"- Parameters: {counts['params']:,} ({counts['binary_params']:,} binary, "
         f"{counts['float_params']:,} 32-bit); larq model size {counts['memory_bits'] / 8 / 1024:,.1f} KiB",
-        _macs_line(spec, counts, PRETRAINED.get(spec.name)),
+        _macs_line(spec, counts, spec.pretrained),
         f"- Paper: {spec.paper}",
     ]
 
 
-def _paper_section(name: str, counts: dict[str, int]) -> list[str]:
-    figures = PAPER_FIGURES[name]
+def _paper_section(figures, counts: dict[str, int]) -> list[str]:
     ours_ops = counts["binary_macs"] / 64 + counts["float_macs_excluding_batchnorm"]
     paper_flops = figures["ops"] - figures["bops"] / 64
 
@@ -128,26 +126,25 @@ def _paper_section(name: str, counts: dict[str, int]) -> list[str]:
         f"{gap(ours_ops, figures['ops'])} |",
         f"| parameters (ResNet-18) | {figures['resnet18_params']:.4g} | {counts['params']:,} | "
         f"{gap(counts['params'], figures['resnet18_params'])} |",
-        "",
-        PAPER_NOTES[name],
     ]
 
 
-def _weights_section(name: str, config: PretrainedConfig) -> list[str]:
+def _weights_section(spec: ZooEntry, config: Pretrained) -> list[str]:
     metric = METRICS[config.metric]
-    examples = _registry.TASKS[_registry.spec(name).task].examples
+    examples = TASKS[spec.task].examples
     twin = metric.format(config.float_twin_test_score) if config.float_twin_test_score is not None else "not trained"
     share = f"{config.bitpacked_share:.1%}" if config.bitpacked_share is not None else "no binary MACs"
+    scores = [f"| test {metric.label} ({config.test_examples:,} {spec.dataset} {config.test_split} {examples}) | "
+              f"{metric.format(config.test_score)} |"]
+    scores += [f"| {metric.label} on {split} | {metric.format(value)} |" for split, value in config.scores.items()
+               if split != config.test_split]
     return [
         "",
         "## Pretrained weights",
         "",
         "| field | value |",
         "| --- | --- |",
-        f"| test {metric.label} ({config.test_examples:,} {config.dataset} {config.test_split} {examples}) | "
-        f"{metric.format(config.test_score)} |",
-        f"| validation {metric.label} ({config.validation_description}) | "
-        f"{metric.format(config.validation_score)} |",
+        *scores,
         f"| float twin test {metric.label} (same layers, no quantizers) | {twin} |",
         f"| weights file | `{config.weights_file}`, {config.size_bytes:,} bytes |",
         f"| sha256 | `{config.sha256}` |",
@@ -158,35 +155,44 @@ def _weights_section(name: str, config: PretrainedConfig) -> list[str]:
         f"| download | {config.url or 'packaged with keras-bnn (no release URL)'} |",
         f"| license | {config.license} |",
         "",
-        f"Check it: `keras-bnn zoo evaluate {name}` (or `keras_bnn.zoo.evaluate({name!r})`).",
-        *([f"", config.notes] if config.notes else []),
+        f"Check it: `keras-bnn zoo evaluate {spec.name}` (or `keras_bnn.zoo.evaluate({spec.name!r})`).",
     ]
+
+
+def card_prose(spec: ZooEntry) -> str:
+    """The entry's card prose (Markdown, package data in `zoo/cards/`), or "" when it has none."""
+    if spec.card is None:
+        return ""
+    return (importlib_resources.files("keras_bnn.zoo") / "cards" / spec.card).read_text(encoding="utf-8").strip()
 
 
 def model_card(name: str) -> str:
     """The model card of a registered model, as markdown.
 
-    It states the architecture and its counts (from `larq.models.ModelProfile`), and, for models with
-    pretrained weights, every field of their `PretrainedConfig` (file size, sha256, measured accuracy or bits
-    per character, flatbuffer size, training command). ImageNet definitions compare their counts with the paper's.
+    It states the architecture and its counts (from `larq.models.ModelProfile`), and, for models with pretrained
+    weights, every field of their `Pretrained` (file size, sha256, measured scores, flatbuffer size, training
+    command), then the entry's prose. Entries with paper figures compare their counts with the paper's.
 
     Raises:
         ValueError: Unknown name (with close names).
 
     Example:
-        >>> import keras_bnn
+        >>> import keras_bnn.zoo
         >>> print(keras_bnn.zoo.model_card("binary_cnn.mnist").splitlines()[0])
         # binary_cnn.mnist
     """
-    spec = _registry.spec(name)
+    spec = entry(name)
     from keras_bnn.zoo.api import get
 
     counts = operation_counts(get(name))
     lines = [f"# {name}", ""] + _architecture_section(spec, counts)
-    if name in PAPER_FIGURES:
-        lines += _paper_section(name, counts)
-    if name in PRETRAINED:
-        lines += _weights_section(name, PRETRAINED[name])
+    if spec.paper_figures is not None:
+        lines += _paper_section(spec.paper_figures, counts)
+    if spec.pretrained is not None:
+        lines += _weights_section(spec, spec.pretrained)
     else:
         lines += ["", "## Pretrained weights", "", "None: this is a definition only (`pretrained=False`)."]
+    prose = card_prose(spec)
+    if prose:
+        lines += ["", "## Notes", "", prose]
     return "\n".join(lines) + "\n"

@@ -36,15 +36,16 @@ import dataclasses
 import hashlib
 import io
 import os
+import pathlib
 import zipfile
 
 import numpy as np
 import tensorflow as tf
-from larq.quantized_variable import QuantizedVariable
 
 from keras_bnn import _compat
 
 __all__ = [
+    "CACHE_SUBDIR",
     "CompactInfo",
     "WeightsFileError",
     "canonicalize",
@@ -52,9 +53,12 @@ __all__ = [
     "save_compact",
     "load_compact",
     "load_extras",
+    "load_pretrained",
+    "weights_path",
 ]
 
 FORMAT = "keras_bnn.zoo compact weights v1"
+CACHE_SUBDIR = "keras_bnn_zoo"
 _FIXED_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 _EXTRA = "extra."
 
@@ -93,7 +97,7 @@ def file_sha256(path: str | os.PathLike) -> str:
 
 
 def _binary_quantizer(weight: tf.Variable):
-    if isinstance(weight, QuantizedVariable) and _compat.is_binary_quantizer(weight.quantizer):
+    if isinstance(weight, _compat.quantized_variable_class()) and _compat.is_binary_quantizer(weight.quantizer):
         return weight.quantizer
     return None
 
@@ -248,7 +252,7 @@ def save_compact(
         if encoded is None:
             if quantizer is not None:
                 fallbacks.append(weight.name)
-            value = weight.latent_variable if isinstance(weight, QuantizedVariable) else weight
+            value = weight.latent_variable if isinstance(weight, _compat.quantized_variable_class()) else weight
             arrays[f"{key}.value"] = value.numpy()
             continue
         binary += 1
@@ -356,5 +360,38 @@ def load_compact(
             )
         values.append(value)
     for weight, value in zip(model.weights, values):
-        target = weight.latent_variable if isinstance(weight, QuantizedVariable) else weight
+        target = weight.latent_variable if isinstance(weight, _compat.quantized_variable_class()) else weight
         target.assign(value.astype(target.dtype.as_numpy_dtype))
+
+
+def weights_path(pretrained, cache_dir: str | os.PathLike | None = None) -> pathlib.Path:
+    """Local path of a `keras_bnn.zoo.Pretrained`'s weights file: the packaged file, else a download cached by Keras.
+
+    Args:
+        pretrained: The weights' description (a zoo entry's `pretrained`).
+        cache_dir: Keras cache folder for downloads (default `~/.keras`); files go to its `keras_bnn_zoo/`.
+
+    Raises:
+        WeightsFileError: the file is not packaged and has no `url`.
+    """
+    import importlib_resources
+
+    packaged = importlib_resources.files("keras_bnn.zoo") / "weights" / pretrained.weights_file
+    if packaged.is_file():
+        return pathlib.Path(os.fspath(packaged))
+    if pretrained.url is None:
+        raise WeightsFileError(
+            f"Weights file {pretrained.weights_file!r} is not in the installed package ({packaged}) and has no "
+            "release URL to download it from; reinstall keras-bnn with its package data."
+        )
+    if cache_dir is not None:  # Keras falls back to /tmp/.keras when the folder does not exist yet.
+        os.makedirs(cache_dir, exist_ok=True)
+    downloaded = tf.keras.utils.get_file(
+        pretrained.weights_file, pretrained.url, file_hash=pretrained.sha256, hash_algorithm="sha256",
+        cache_subdir=CACHE_SUBDIR, cache_dir=None if cache_dir is None else os.fspath(cache_dir))
+    return pathlib.Path(downloaded)
+
+
+def load_pretrained(model: tf.keras.Model, pretrained) -> None:
+    """Set `model`'s weights from a zoo entry's pretrained file, checked by sha256 and size first."""
+    load_compact(model, weights_path(pretrained), sha256=pretrained.sha256, size=pretrained.size_bytes)

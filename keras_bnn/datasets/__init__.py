@@ -1,9 +1,11 @@
 """Real datasets as `tf.data.Dataset`, built by tensorflow-datasets' own builders from local raw files.
 
 Known datasets: `mnist`, `fashion_mnist`, `tiny_shakespeare` (tfds builders) and `sst2` (GLUE SST-2, a
-tfds builder defined in `keras_bnn.datasets.sst2`). Raw files are read from `raw_data_dir()/<name>/`
-(`$KERAS_BNN_RAW_DATA`, else `<repository root>/../shared/datasets`); prepared data goes to `data_dir`,
-else `$KERAS_BNN_DATA_DIR`, else tfds's default. Nothing is downloaded unless `allow_download=True`.
+tfds builder defined in `keras_bnn.datasets.sst2`). `load` gives a `tf.data.Dataset`; `load_images`, `load_text`
+and `load_sentences` give whole splits as numpy arrays and strings. Raw files are read from
+`raw_data_dir()/<name>/` (`$KERAS_BNN_RAW_DATA`, else `<repository root>/../shared/datasets`); prepared data goes
+to `data_dir`, else `$KERAS_BNN_DATA_DIR`, else tfds's default. Nothing is downloaded unless
+`allow_download=True`.
 
 Example:
     >>> import keras_bnn
@@ -23,6 +25,7 @@ from keras_bnn.datasets._loader import (
     prepared_data_dir,
     raw_data_dir,
 )
+from keras_bnn.datasets.arrays import load_images, load_sentences, load_text
 from keras_bnn.datasets.sst2 import Sst2
 
 __all__ = [
@@ -33,6 +36,9 @@ __all__ = [
     "available",
     "info",
     "load",
+    "load_images",
+    "load_sentences",
+    "load_text",
     "prepare",
     "prepared_data_dir",
     "raw_data_dir",

@@ -29,10 +29,9 @@ What stays real, and why:
   MACs (softmax attention; the real x binary context matmul is not counted as binary), and scores plus context
   are 15.8% with Bi-Attention (0/1 probabilities); the rest are bitpacked projections and feed-forward matmuls.
 
-Conversion (:mod:`keras_bnn.tflite.converter`): the registered rewrite gives a copy whose binary projections are
-1x1 binary convolutions; a projection whose input quantizer is ``ElasticSign`` (±α after a threshold β) is first
-rewritten to the equal ``LearnableThresholdSign`` input (threshold β) with the kernel ``α Q(W)`` (larq's
-``magnitude_aware_sign``), since LCE does not bitpack a convolution whose input is multiplied after the sign.
+Conversion: ``keras_bnn.tflite.convert`` converts the layer with its rule (``keras_bnn.tflite.rules.attention``),
+which turns the binary projections into 1x1 binary convolutions (an ``ElasticSign`` input is folded into an
+equal ``LearnableThresholdSign`` input and an ``α``-scaled kernel first).
 
 With every quantizer None (``input_quantizer``, ``kernel_quantizer``, ``query_quantizer``, ``key_quantizer``,
 ``value_quantizer``) and ``probabilities="softmax"`` the layer computes what ``tf.keras.layers.MultiHeadAttention``
@@ -58,18 +57,20 @@ import math
 from typing import Any
 
 import larq as lq
-import numpy as np
 import tensorflow as tf
 
-from keras_bnn import quantizers as bnn_quantizers
+from keras_bnn import _compat
 from keras_bnn._compat import is_binary_quantizer
-from keras_bnn.tflite.rewrite import CannotBitpack, get_rewrite, register_rewrite
+from keras_bnn._validation import check_fraction, check_positive_int
+from keras_bnn.quantizers import resolve
 
 __all__ = ["BinaryMultiHeadAttention", "attention_macs", "binary_step"]
 
 PROBABILITIES = ("softmax", "bool")
+PROJECTIONS = ("_query_dense", "_key_dense", "_value_dense", "_output_dense")  # MultiHeadAttention's sublayers
 _TIE_OFFSET = 1e-5  # far above float32 rounding of a context (|p| <= 1), far below any other context value
-_PROJECTIONS = ("_query_dense", "_key_dense", "_value_dense", "_output_dense")
+# (batch, length, heads, dim) operands; scores (batch, heads, query length, key length)
+_SCORES_EQUATION, _CONTEXT_EQUATION = "bshd,bthd->bhts", "bhts,bshd->bthd"
 
 
 def binary_step(x: tf.Tensor) -> tf.Tensor:
@@ -84,22 +85,6 @@ def binary_step(x: tf.Tensor) -> tf.Tensor:
     step = 0.5 * (lq.math.sign(x) + 1.0)  # larq's sign(0) = +1, so bool(0) = 1 as in BiBERT
     clipped = tf.clip_by_value(x, -1.0, 1.0)  # gradient 1 inside [-1, 1], 0 outside
     return clipped + tf.stop_gradient(step - clipped)
-
-
-def positive_int(name: str, value: Any, *, allow_none: bool = False) -> int | None:
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer{' or None' if allow_none else ''}, got {value!r}.")
-    return value
-
-
-def resolve_quantizer(name: str, identifier: Any) -> Any:
-    """Resolve a quantizer (ValueError naming it and the known names when unknown)."""
-    try:
-        return bnn_quantizers.get(identifier)
-    except (ValueError, TypeError) as error:
-        raise type(error)(f"{name}: {error}") from error
 
 
 def serialized(config: Any) -> Any:
@@ -209,16 +194,15 @@ class BinaryMultiHeadAttention(tf.keras.layers.MultiHeadAttention):
         probabilities: str = "softmax",
         **kwargs: Any,
     ):
-        positive_int("num_heads", num_heads)
-        positive_int("key_dim", key_dim)
-        positive_int("value_dim", value_dim, allow_none=True)
-        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
-            raise ValueError(f"dropout must be a number in [0, 1), got {dropout!r}.")
+        check_positive_int("num_heads", num_heads)
+        check_positive_int("key_dim", key_dim)
+        check_positive_int("value_dim", value_dim, allow_none=True)
+        check_fraction("dropout", dropout)
         if isinstance(output_shape, (tuple, list)):
             if len(output_shape) != 1:
                 raise ValueError(f"output_shape must be an int or a 1-tuple (one output axis), got {output_shape!r}.")
             output_shape = output_shape[0]
-        positive_int("output_shape", output_shape, allow_none=True)
+        check_positive_int("output_shape", output_shape, allow_none=True)
         if attention_axes not in (None, 1, (1,), [1]):
             raise ValueError(f"BinaryMultiHeadAttention attends over the length axis only: attention_axes must be "
                              f"None or (1,), got {attention_axes!r}.")
@@ -226,30 +210,39 @@ class BinaryMultiHeadAttention(tf.keras.layers.MultiHeadAttention):
             raise ValueError(f"probabilities must be one of {PROBABILITIES}, got {probabilities!r}.")
         # Projection quantizers are kept serialized (as JSON, which Keras' attribute tracking leaves alone):
         # every projection builds its own instance from them.
-        self._input_quantizer_json = _to_json(resolve_quantizer("input_quantizer", input_quantizer))
-        self._kernel_quantizer_json = _to_json(resolve_quantizer("kernel_quantizer", kernel_quantizer))
+        self._input_quantizer_json = _to_json(resolve("input_quantizer", input_quantizer))
+        self._kernel_quantizer_json = _to_json(resolve("kernel_quantizer", kernel_quantizer))
         super().__init__(num_heads, key_dim, value_dim=value_dim, dropout=dropout, use_bias=use_bias,
                          output_shape=output_shape, attention_axes=None, kernel_constraint=kernel_constraint,
                          **kwargs)
-        self.query_quantizer = resolve_quantizer("query_quantizer", query_quantizer)
-        self.key_quantizer = resolve_quantizer("key_quantizer", key_quantizer)
-        self.value_quantizer = resolve_quantizer("value_quantizer", value_quantizer)
+        sizes = tf.keras.layers.MultiHeadAttention.get_config(self)  # Keras keeps them in private attributes
+        self.num_heads, self.key_dim, self.value_dim = sizes["num_heads"], sizes["key_dim"], sizes["value_dim"]
+        self.output_units = sizes["output_shape"]  # None: the query's features
+        self.query_quantizer = resolve("query_quantizer", query_quantizer)
+        self.key_quantizer = resolve("key_quantizer", key_quantizer)
+        self.value_quantizer = resolve("value_quantizer", value_quantizer)
         self.probabilities = probabilities
 
     # ------------------------------------------------------------------------------------------------------
     # Building
 
     def _projection(self, units: int, name: str) -> lq.layers.QuantDense:
-        return lq.layers.QuantDense(units, use_bias=self._use_bias, name=name, **self._projection_quantizers(),
-                                    **self._get_common_kwargs_for_sublayer())
+        return lq.layers.QuantDense(units, use_bias=self.get_config()["use_bias"], name=name,
+                                    **self._projection_quantizers(), **_compat.mha_sublayer_kwargs(self))
 
     def _projection_quantizers(self) -> dict[str, Any]:
         """Serialized input and kernel quantizers of the projections (a new instance is made from each)."""
         return {"input_quantizer": json.loads(self._input_quantizer_json),
                 "kernel_quantizer": json.loads(self._kernel_quantizer_json)}
 
+    def build_for(self, query_shape, value_shape, key_shape=None) -> None:
+        """Build the layer for inputs of these shapes (as its first call would), e.g. inside a parent's build."""
+        with tf.name_scope(self.name):
+            self._build_from_signature(query_shape, value_shape, key_shape)
+
     def _build_from_signature(self, query, value, key=None) -> None:
-        """Create the four QuantDense projections and the softmax / dropout layers for these input shapes."""
+        """MultiHeadAttention's build hook: the four QuantDense projections and the softmax / dropout layers for
+        these input shapes."""
         self._built_from_signature = True
         shapes = {}
         for role, tensor in (("query", query), ("value", value), ("key", value if key is None else key)):
@@ -259,27 +252,28 @@ class BinaryMultiHeadAttention(tf.keras.layers.MultiHeadAttention):
                                  f"known features, got shape {shape}.")
             shapes[role] = shape
         self._query_shape, self._value_shape, self._key_shape = shapes["query"], shapes["value"], shapes["key"]
-        output_units = self._output_shape or self._query_shape[-1]
+        output_units = self.output_units or self._query_shape[-1]
         with _init_scope():
-            self._query_dense = self._projection(self._num_heads * self._key_dim, "query")
-            self._key_dense = self._projection(self._num_heads * self._key_dim, "key")
-            self._value_dense = self._projection(self._num_heads * self._value_dim, "value")
+            self._query_dense = self._projection(self.num_heads * self.key_dim, "query")
+            self._key_dense = self._projection(self.num_heads * self.key_dim, "key")
+            self._value_dense = self._projection(self.num_heads * self.value_dim, "value")
             self._output_dense = self._projection(output_units, "attention_output")
-            context_shape = tf.TensorShape([None, None, self._num_heads * self._value_dim])
+            context_shape = tf.TensorShape([None, None, self.num_heads * self.value_dim])
             for projection, shape in ((self._query_dense, self._query_shape), (self._key_dense, self._key_shape),
                                       (self._value_dense, self._value_shape), (self._output_dense, context_shape)):
                 build_sublayer(projection, shape)
             self._binary_context = is_binary_quantizer(self._output_dense.input_quantizer)
-            build_sublayer(self.query_quantizer, [None, None, self._num_heads, self._key_dim])
-            build_sublayer(self.key_quantizer, [None, None, self._num_heads, self._key_dim])
-            build_sublayer(self.value_quantizer, [None, None, self._num_heads, self._value_dim])
-            self._build_attention(rank=4)  # (batch, length, heads, dim): MultiHeadAttention's equations
+            build_sublayer(self.query_quantizer, [None, None, self.num_heads, self.key_dim])
+            build_sublayer(self.key_quantizer, [None, None, self.num_heads, self.key_dim])
+            build_sublayer(self.value_quantizer, [None, None, self.num_heads, self.value_dim])
+            self._probabilities_softmax = tf.keras.layers.Softmax(axis=-1)
+            self._probabilities_dropout = tf.keras.layers.Dropout(rate=self.get_config()["dropout"])
 
     # ------------------------------------------------------------------------------------------------------
     # Attention
 
     def _split_heads(self, tensor: tf.Tensor, size: int) -> tf.Tensor:
-        return tf.reshape(tensor, tf.concat([tf.shape(tensor)[:-1], [self._num_heads, size]], axis=0))
+        return tf.reshape(tensor, tf.concat([tf.shape(tensor)[:-1], [self.num_heads, size]], axis=0))
 
     def _compute_attention(self, query, key, value, attention_mask=None, training=None):
         """Binarized dot-product attention on projected ``(B, T, heads * dim)`` tensors.
@@ -288,9 +282,9 @@ class BinaryMultiHeadAttention(tf.keras.layers.MultiHeadAttention):
             ``(context, probabilities)``: context ``(B, T, heads * value_dim)`` (heads merged, the input of the
             output projection), probabilities ``(B, heads, T, S)``.
         """
-        query = self._split_heads(query, self._key_dim)
-        key = self._split_heads(key, self._key_dim)
-        value = self._split_heads(value, self._value_dim)
+        query = self._split_heads(query, self.key_dim)
+        key = self._split_heads(key, self.key_dim)
+        value = self._split_heads(value, self.value_dim)
         if self.query_quantizer is not None:
             query = self.query_quantizer(query)
         if self.key_quantizer is not None:
@@ -298,9 +292,10 @@ class BinaryMultiHeadAttention(tf.keras.layers.MultiHeadAttention):
         if self.value_quantizer is not None:
             value = self.value_quantizer(value)
         # The scale is applied after the matmul, so that both matmul operands stay exactly binary.
-        scores = tf.einsum(self._dot_product_equation, key, query) * (1.0 / math.sqrt(float(self._key_dim)))
+        scores = tf.einsum(_SCORES_EQUATION, key, query) * (1.0 / math.sqrt(float(self.key_dim)))
         if self.probabilities == "softmax":
-            probabilities = self._masked_softmax(scores, attention_mask)
+            mask = None if attention_mask is None else tf.expand_dims(attention_mask, axis=-3)  # over heads
+            probabilities = self._probabilities_softmax(scores, mask)
             scale = None
         else:
             probabilities = binary_step(scores)
@@ -309,8 +304,8 @@ class BinaryMultiHeadAttention(tf.keras.layers.MultiHeadAttention):
                 probabilities = probabilities * tf.expand_dims(mask, axis=-3)  # broadcast over heads
             scale = 1.0 / float(value.shape[1]) if value.shape[1] is not None else \
                 1.0 / tf.cast(tf.shape(value)[1], probabilities.dtype)
-        dropped = self._dropout_layer(probabilities, training=training)
-        context = tf.einsum(self._combine_equation, dropped, value)
+        dropped = self._probabilities_dropout(probabilities, training=training)
+        context = tf.einsum(_CONTEXT_EQUATION, dropped, value)
         if scale is not None:
             context = context * scale
         if self._binary_context:
@@ -318,7 +313,7 @@ class BinaryMultiHeadAttention(tf.keras.layers.MultiHeadAttention):
             # opposite values cancel; an all-zero Bi-Attention row gives -0.0). A tiny offset makes the next
             # sign resolve them to +1, larq's sign(0), whatever the summation order of the runtime (Keras, LCE).
             context = context + _TIE_OFFSET
-        context = tf.reshape(context, tf.concat([tf.shape(context)[:-2], [self._num_heads * self._value_dim]], 0))
+        context = tf.reshape(context, tf.concat([tf.shape(context)[:-2], [self.num_heads * self.value_dim]], 0))
         return context, probabilities
 
     # ------------------------------------------------------------------------------------------------------
@@ -360,13 +355,14 @@ def attention_macs(layer: BinaryMultiHeadAttention, query_length: int, key_lengt
         >>> attention_macs(layer, 5)
         {'projections': 5120, 'scores': 400, 'context': 400}
     """
-    if not layer._built_from_signature:
+    config = layer.get_config()
+    if config.get("query_shape") is None:
         raise ValueError(f"Layer {layer.name!r} is not built; call it once first.")
     key_length = query_length if key_length is None else key_length
-    features = int(layer._query_shape[-1])
-    key_features, value_features = int(layer._key_shape[-1]), int(layer._value_shape[-1])
-    heads, key_dim, value_dim = layer._num_heads, layer._key_dim, layer._value_dim
-    output_units = int(layer._output_shape or features)
+    features = int(config["query_shape"][-1])
+    key_features, value_features = int(config["key_shape"][-1]), int(config["value_shape"][-1])
+    heads, key_dim, value_dim = config["num_heads"], config["key_dim"], config["value_dim"]
+    output_units = int(config["output_shape"] or features)
     projections = (query_length * features * heads * key_dim + key_length * key_features * heads * key_dim
                    + key_length * value_features * heads * value_dim + query_length * heads * value_dim * output_units)
     return {
@@ -374,73 +370,3 @@ def attention_macs(layer: BinaryMultiHeadAttention, query_length: int, key_lengt
         "scores": batch_size * heads * query_length * key_length * key_dim,
         "context": batch_size * heads * query_length * key_length * value_dim,
     }
-
-
-def _fold_elastic_input(dense: Any) -> Any:
-    """A QuantDense with an ``ElasticSign`` input -> an equal QuantDense that LCE bitpacks; else `dense` itself.
-
-    ``(α sign(x - β)) @ Q(W) = sign(x - β) @ (α Q(W))``: the input becomes ``LearnableThresholdSign`` with
-    threshold β (a subtraction before LCE's sign) and the kernel ``α Q(W)``, which is ±c per output unit when
-    Q(W) is, so ``magnitude_aware_sign`` reproduces it exactly and LCE folds c into its output multiplier.
-    """
-    quantizer = getattr(dense, "input_quantizer", None)
-    if not (isinstance(dense, lq.layers.QuantDense) and isinstance(quantizer, bnn_quantizers.ElasticSign)
-            and dense.built and quantizer.built and dense.kernel_quantizer is not None):
-        return dense
-    latent = tf.convert_to_tensor(getattr(dense.kernel, "latent_variable", dense.kernel))
-    binary_kernel = dense.kernel_quantizer(latent).numpy()
-    magnitude = np.abs(binary_kernel)
-    if not np.all(magnitude == magnitude[:1]):  # not ±c per output unit: leave it to the QuantDense rewrite
-        return dense
-    config = dense.get_config()
-    config.update(input_quantizer="learnable_threshold_sign", kernel_quantizer="magnitude_aware_sign",
-                  kernel_constraint=None)
-    folded = lq.layers.QuantDense.from_config(config)
-    build_sublayer(folded, [None, binary_kernel.shape[0]])
-    folded.kernel.assign(float(quantizer.alpha.numpy()) * binary_kernel)
-    if folded.use_bias:
-        folded.bias.assign(dense.bias)
-    folded.input_quantizer.beta.assign(tf.fill(folded.input_quantizer.beta.shape, quantizer.beta))
-    return folded
-
-
-def rewrite_sublayers(layer: tf.keras.layers.Layer, attributes: tuple[str, ...], make_copy, *, target: str):
-    """Shared by the attention and encoder rewrites: a copy of `layer` whose sublayers `attributes` are replaced
-    by their registered rewrites (binary QuantDense -> 1x1 binary QuantConv2D), or None if none needs one.
-
-    A sublayer whose rewrite raises `CannotBitpack` is kept as it is (the converter's audit reports it with the
-    reason). `make_copy()` must return a built copy of `layer` with the same structure.
-    """
-    replacements = {}
-    for attribute in attributes:
-        sublayer = _fold_elastic_input(getattr(layer, attribute))
-        function = get_rewrite(sublayer)
-        if function is None:
-            continue
-        try:
-            replacement = function(sublayer, target=target)
-        except CannotBitpack:
-            continue
-        if replacement is not None:
-            replacements[attribute] = replacement
-    if not replacements:
-        return None
-    copy = make_copy()
-    copy.set_weights(layer.get_weights())
-    for attribute, replacement in replacements.items():
-        setattr(copy, attribute, replacement)  # Keras untracks the replaced sublayer
-    return copy
-
-
-@register_rewrite(BinaryMultiHeadAttention)
-def _attention_as_conv2d(layer: BinaryMultiHeadAttention, *, target: str) -> BinaryMultiHeadAttention | None:
-    """A copy whose binary QuantDense projections are 1x1 binary QuantConv2D (bitpacked by LCE).
-
-    The copy's config is the original's; only its projection sublayers differ (it exists for conversion).
-    """
-    if not layer._built_from_signature:
-        if is_binary_quantizer(lq.quantizers.get(layer._projection_quantizers()["input_quantizer"])):
-            raise CannotBitpack("the layer is not built, so its weights cannot be converted")
-        return None
-    return rewrite_sublayers(layer, _PROJECTIONS, lambda: type(layer).from_config(layer.get_config()),
-                             target=target)

@@ -8,7 +8,7 @@ import larq
 import tensorflow as tf
 
 from keras_bnn.layers._exact import ExactScaleMixin
-from keras_bnn.layers._validation import check_channels_last, check_input_rank, check_kernel_fits
+from keras_bnn._validation import check_channels_last, check_input_rank, check_kernel_fits
 
 
 @tf.keras.utils.register_keras_serializable(package="keras_bnn")

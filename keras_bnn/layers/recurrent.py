@@ -15,11 +15,12 @@ need per-step reductions at inference; a per-unit scale needs none. ``gate_scale
 Measured (``benchmarks/gru_lm.py --ablation-steps 150``: Tiny Shakespeare, 128 units, 150 steps, same seed):
 validation 3.04 bits per character with the scale, 4.30 without.
 
-**Conversion.** The layer is converted by ``keras_bnn.tflite.convert``: a registered rewrite turns it into
-``matmul_form="conv2d"``, where each binary matmul is a 1x1 ``larq.layers.QuantConv2D`` on a ``(B, 1, 1, F)``
-view, which LCE bitpacks into ``LceBconv2d`` (inside the TFLite WHILE loop with ``unroll=False``).
-``tf.keras.layers.RNN(BinaryGRUCell(...))`` (one cell or a list) and ``Bidirectional(BinaryGRU(...))`` are
-rewritten too (``keras_bnn.tflite.wrappers``): every binary matmul inside them is bitpacked.
+**Conversion.** ``keras_bnn.tflite.convert`` converts the layer with its rule (``keras_bnn.tflite.rules.gru``):
+each binary matmul becomes a 1x1 binary convolution, which LCE bitpacks into ``LceBconv2d`` (inside the TFLite
+WHILE loop with ``unroll=False``); ``tf.keras.layers.RNN(BinaryGRUCell(...))`` (one cell or a list) and
+``Bidirectional(BinaryGRU(...))`` are converted the same way. The layer itself knows nothing of conversion: it
+offers two hooks, :meth:`BinaryGRUCell.project` (one matmul of a step) and :meth:`BinaryGRUCell.project_inputs`
+(the step input's matmul), which the inference form overrides.
 
 **larq.models.summary** counts ``kernel`` and ``recurrent_kernel`` as 1-bit parameters (they are larq
 ``QuantizedVariable``\\ s) and shows the layer's input precision, but it counts MACs for conv/dense layers
@@ -33,58 +34,25 @@ import math
 from typing import Any
 
 import larq as lq
-import numpy as np
 import tensorflow as tf
 from larq import context
-from larq.layers_base import BaseLayer
 
-from keras_bnn._compat import is_binary_quantizer
-from keras_bnn.tflite.rewrite import CannotBitpack, register_rewrite
+from keras_bnn import _compat
+from keras_bnn._validation import check_fraction, check_positive_int
+from keras_bnn.quantizers import resolve
 
 __all__ = ["BinaryGRU", "BinaryGRUCell"]
 
-MATMUL_FORMS = ("matmul", "conv2d")
-_QUANTIZER_ARGUMENTS = ("input_quantizer", "recurrent_input_quantizer", "kernel_quantizer",
-                        "recurrent_kernel_quantizer")
+QUANTIZER_ARGUMENTS = ("input_quantizer", "recurrent_input_quantizer", "kernel_quantizer",
+                       "recurrent_kernel_quantizer")
 
 
-def _resolve_quantizer(argument: str, value: Any, kernel: bool):
-    """larq's quantizer for `value`; ValueError naming the argument and value when larq does not know it."""
-    getter = lq.quantizers.get_kernel_quantizer if kernel else lq.quantizers.get
-    try:
-        return getter(value)
-    except ValueError as error:
-        raise ValueError(f"Unknown {argument} {value!r}: {error}") from None
-
-
-def _check_arguments(units: Any, dropout: Any, recurrent_dropout: Any, matmul_form: Any, gate_scale: Any) -> None:
-    if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units <= 0:
-        raise ValueError(f"units must be a positive integer, got {units!r}")
-    for name, value in (("dropout", dropout), ("recurrent_dropout", recurrent_dropout)):
-        if not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
-            raise ValueError(f"{name} must be a float in [0, 1], got {value!r}")
-    if matmul_form not in MATMUL_FORMS:
-        raise ValueError(f"matmul_form must be one of {MATMUL_FORMS}, got {matmul_form!r}")
-    if matmul_form == "conv2d" and (dropout or recurrent_dropout):
-        raise ValueError("matmul_form='conv2d' is the inference form used for conversion: dropout and "
-                         f"recurrent_dropout must be 0, got {dropout!r} and {recurrent_dropout!r}")
+def _check_arguments(units: Any, dropout: Any, recurrent_dropout: Any, gate_scale: Any) -> None:
+    check_positive_int("units", units)
+    check_fraction("dropout", dropout, high_inclusive=True)
+    check_fraction("recurrent_dropout", recurrent_dropout, high_inclusive=True)
     if not isinstance(gate_scale, bool):
         raise TypeError(f"gate_scale must be a bool, got {gate_scale!r}")
-
-
-def _conv_matmul(layer, inputs, scale, bias):
-    """``scale * (inputs @ W) + bias`` over the last axis, as the 1x1 QuantConv2D `layer` on a 4D view."""
-    features, middle = inputs.shape[-1], inputs.shape[1:-1]
-    if middle.is_fully_defined():
-        view, out_shape = [-1, 1, max(middle.num_elements(), 1), features], [-1, *middle, layer.filters]
-    else:
-        view, out_shape = [1, 1, -1, features], tf.concat([tf.shape(inputs)[:-1], [layer.filters]], axis=0)
-    outputs = layer(tf.reshape(inputs, view))
-    if scale is not None:
-        outputs = outputs * scale
-    if bias is not None:
-        outputs = outputs + bias
-    return tf.reshape(outputs, out_shape)
 
 
 def _precision(quantizer) -> int:
@@ -92,7 +60,7 @@ def _precision(quantizer) -> int:
 
 
 @tf.keras.utils.register_keras_serializable(package="keras_bnn")
-class BinaryGRUCell(BaseLayer, tf.keras.layers.GRUCell):
+class BinaryGRUCell(_compat.larq_base_layer(), tf.keras.layers.GRUCell):
     """A GRU cell whose two matmuls are binary (drop-in for ``tf.keras.layers.GRUCell``).
 
     Args:
@@ -108,8 +76,6 @@ class BinaryGRUCell(BaseLayer, tf.keras.layers.GRUCell):
         recurrent_constraint: Default "weight_clip", as `kernel_constraint`.
         gate_scale: Add a learned per-unit scale (initialised to ``1 / sqrt(fan_in)``) after each matmul whose
             kernel is quantized. Float matmuls never get one.
-        matmul_form: "matmul" (training form) or "conv2d": each matmul is a 1x1 ``QuantConv2D`` on a
-            ``(B, 1, 1, F)`` view, the form LCE bitpacks. The conversion rewrite sets it; dropout must be 0.
         dropout: Fraction of the (quantized) step inputs dropped in training. The mask is applied after
             the input quantizer, so a dropped binary input is 0, not ``sign(0)``.
         recurrent_dropout: The same for the (quantized) recurrent input.
@@ -133,23 +99,19 @@ class BinaryGRUCell(BaseLayer, tf.keras.layers.GRUCell):
         kernel_constraint: Any = "weight_clip",
         recurrent_constraint: Any = "weight_clip",
         gate_scale: bool = True,
-        matmul_form: str = "matmul",
         dropout: float = 0.0,
         recurrent_dropout: float = 0.0,
         **kwargs: Any,
     ):
-        _check_arguments(units, dropout, recurrent_dropout, matmul_form, gate_scale)
-        self.recurrent_input_quantizer = _resolve_quantizer(
-            "recurrent_input_quantizer", recurrent_input_quantizer, kernel=False)
-        self.kernel_quantizer = _resolve_quantizer("kernel_quantizer", kernel_quantizer, kernel=True)
-        self.recurrent_kernel_quantizer = _resolve_quantizer(
-            "recurrent_kernel_quantizer", recurrent_kernel_quantizer, kernel=True)
+        _check_arguments(units, dropout, recurrent_dropout, gate_scale)
+        self.recurrent_input_quantizer = resolve("recurrent_input_quantizer", recurrent_input_quantizer)
+        self.kernel_quantizer = resolve("kernel_quantizer", kernel_quantizer, kernel=True)
+        self.recurrent_kernel_quantizer = resolve("recurrent_kernel_quantizer", recurrent_kernel_quantizer,
+                                                  kernel=True)
         self.gate_scale = gate_scale
-        self.matmul_form = matmul_form
-        self._inputs_projected = False  # set by BinaryGRU.call in the conv2d form
         super().__init__(
             units,
-            input_quantizer=_resolve_quantizer("input_quantizer", input_quantizer, kernel=False),
+            input_quantizer=resolve("input_quantizer", input_quantizer),
             kernel_constraint=kernel_constraint,
             recurrent_constraint=recurrent_constraint,
             dropout=dropout,
@@ -169,10 +131,7 @@ class BinaryGRUCell(BaseLayer, tf.keras.layers.GRUCell):
 
     def build(self, input_shape: tf.TensorShape) -> None:
         input_dim = int(tf.TensorShape(input_shape)[-1])
-        if self.matmul_form == "matmul":
-            super().build(input_shape)  # kernel, recurrent_kernel, bias: GRUCell's weights and names
-        else:
-            self._build_convolutions(input_dim)
+        self.build_matmuls(input_dim)
         for name, quantizer, fan_in in (("kernel_scale", self.kernel_quantizer, input_dim),
                                         ("recurrent_kernel_scale", self.recurrent_kernel_quantizer, self.units)):
             scale = None
@@ -182,45 +141,29 @@ class BinaryGRUCell(BaseLayer, tf.keras.layers.GRUCell):
             setattr(self, name, scale)
         self.built = True
 
-    def _build_convolutions(self, input_dim: int) -> None:
-        """The conv2d form: 1x1 QuantConv2D layers (kernel ``(1, 1, F, out)``) and GRUCell's bias."""
+    def build_matmuls(self, input_dim: int) -> None:
+        """Hook: create the matmuls' weights (here GRUCell's ``kernel``, ``recurrent_kernel`` and ``bias``)."""
+        super().build(tf.TensorShape([None, input_dim]))
 
-        def conv(name, filters, input_quantizer, kernel_quantizer, constraint, channels):
-            layer = lq.layers.QuantConv2D(filters, 1, input_quantizer=input_quantizer,
-                                          kernel_quantizer=kernel_quantizer, kernel_constraint=constraint,
-                                          use_bias=False, name=name, dtype=self.dtype)
-            layer.build(tf.TensorShape([None, 1, 1, channels]))
-            return layer
-
-        units = self.units
-        self.kernel_conv = conv("kernel_conv", 3 * units, self.input_quantizer, self.kernel_quantizer,
-                                self.kernel_constraint, input_dim)
-        recurrent = (self.recurrent_input_quantizer, self.recurrent_kernel_quantizer, self.recurrent_constraint)
-        self.recurrent_kernel_conv = conv("recurrent_kernel_conv", (3 if self.reset_after else 2) * units,
-                                          *recurrent, units)
-        self.recurrent_candidate_conv = None if self.reset_after else conv(
-            "recurrent_candidate_conv", units, *recurrent, units)
-        self.bias = None
-        if self.use_bias:
-            self.bias = self.add_weight(name="bias", shape=(2, 3 * units) if self.reset_after else (3 * units,),
-                                        initializer=self.bias_initializer, regularizer=self.bias_regularizer,
-                                        constraint=self.bias_constraint)
+    @property
+    def input_dim(self) -> int:
+        """Features of the step input (the cell must be built)."""
+        return int(self.kernel.shape[0])
 
     # ------------------------------------------------------------------------------------------------------
     # Step
 
-    def _project(self, inputs, part: str, masks, scale, bias):
-        """``scale * (q(inputs) @ q(W_part)) + bias`` for one matmul of the step.
+    def project_inputs(self, inputs, masks, scale, bias):
+        """Hook: the step input's matmul ``scale * (q(x_t) @ q(W)) + bias`` (all three gates)."""
+        return self.project(inputs, "kernel", masks, scale, bias)
+
+    def project(self, inputs, part: str, masks, scale, bias):
+        """Hook: ``scale * (q(inputs) @ q(W_part)) + bias`` for one matmul of the step.
 
         `part` is "kernel" (input matmul), "recurrent" (reset_after: all 3 gates; else update + reset gates)
         or "candidate" (reset_after=False: the candidate's ``(r * h) @ R_h``). `masks` are per-gate dropout
         masks or None.
         """
-        if self.matmul_form == "conv2d":
-            layer = {"kernel": self.kernel_conv, "recurrent": self.recurrent_kernel_conv,
-                     "candidate": self.recurrent_candidate_conv}[part]
-            return _conv_matmul(layer, inputs, scale, bias)
-
         quantizer = self.input_quantizer if part == "kernel" else self.recurrent_input_quantizer
         if quantizer is not None:
             inputs = quantizer(inputs)
@@ -257,13 +200,10 @@ class BinaryGRUCell(BaseLayer, tf.keras.layers.GRUCell):
         units = self.units
         kernel_scale, recurrent_scale = self.kernel_scale, self.recurrent_kernel_scale
 
-        if self._inputs_projected:  # BinaryGRU's conv2d form projects every step at once before the loop
-            projected = inputs
-        else:
-            projected = self._project(inputs, "kernel", dp_mask, kernel_scale, input_bias)
+        projected = self.project_inputs(inputs, dp_mask, kernel_scale, input_bias)
         x_z, x_r, x_h = tf.split(projected, 3, axis=-1)
         if self.reset_after:
-            recurrent = self._project(h_tm1, "recurrent", rec_dp_mask, recurrent_scale, recurrent_bias)
+            recurrent = self.project(h_tm1, "recurrent", rec_dp_mask, recurrent_scale, recurrent_bias)
             recurrent_z, recurrent_r, recurrent_h = tf.split(recurrent, 3, axis=-1)
             z = self.recurrent_activation(x_z + recurrent_z)
             r = self.recurrent_activation(x_r + recurrent_r)
@@ -271,12 +211,12 @@ class BinaryGRUCell(BaseLayer, tf.keras.layers.GRUCell):
         else:
             gate_scale = None if recurrent_scale is None else recurrent_scale[: 2 * units]
             candidate_scale = None if recurrent_scale is None else recurrent_scale[2 * units:]
-            recurrent = self._project(h_tm1, "recurrent", None if rec_dp_mask is None else rec_dp_mask[:2],
+            recurrent = self.project(h_tm1, "recurrent", None if rec_dp_mask is None else rec_dp_mask[:2],
                                       gate_scale, None)
             recurrent_z, recurrent_r = tf.split(recurrent, 2, axis=-1)
             z = self.recurrent_activation(x_z + recurrent_z)
             r = self.recurrent_activation(x_r + recurrent_r)
-            recurrent_h = self._project(r * h_tm1, "candidate", None if rec_dp_mask is None else rec_dp_mask[2:],
+            recurrent_h = self.project(r * h_tm1, "candidate", None if rec_dp_mask is None else rec_dp_mask[2:],
                                         candidate_scale, None)
             hh = self.activation(x_h + recurrent_h)
         h = z * h_tm1 + (1 - z) * hh
@@ -292,7 +232,7 @@ class BinaryGRUCell(BaseLayer, tf.keras.layers.GRUCell):
         """
         if not self.built:
             raise ValueError(f"cell {self.name!r} is not built: its input size is unknown")
-        input_dim = self.kernel_conv.kernel.shape[2] if self.matmul_form == "conv2d" else self.kernel.shape[0]
+        input_dim = self.input_dim
         macs: dict[int, int] = {}
         for fan_in, quantizers in ((input_dim, (self.input_quantizer, self.kernel_quantizer)),
                                    (self.units, (self.recurrent_input_quantizer, self.recurrent_kernel_quantizer))):
@@ -307,7 +247,6 @@ class BinaryGRUCell(BaseLayer, tf.keras.layers.GRUCell):
             kernel_quantizer=lq.quantizers.serialize(self.kernel_quantizer),
             recurrent_kernel_quantizer=lq.quantizers.serialize(self.recurrent_kernel_quantizer),
             gate_scale=self.gate_scale,
-            matmul_form=self.matmul_form,
         )
         return config
 
@@ -330,7 +269,6 @@ class BinaryGRU(tf.keras.layers.GRU):
         kernel_constraint: Default "weight_clip"; None for a float baseline.
         recurrent_constraint: Default "weight_clip"; None for a float baseline.
         gate_scale: Learned per-unit scale after each quantized matmul (see the module docstring).
-        matmul_form: "matmul" or "conv2d" (the conversion form, set by the rewrite).
         **kwargs: Every other ``tf.keras.layers.GRU`` argument.
 
     Example:
@@ -341,6 +279,7 @@ class BinaryGRU(tf.keras.layers.GRU):
         (TensorShape([2, 7, 32]), TensorShape([2, 32]))
     """
 
+    cell_class = BinaryGRUCell  # the class of the cell __init__ makes (a hook for subclasses)
     _CELL_ARGUMENTS = (
         "activation", "recurrent_activation", "use_bias", "kernel_initializer", "recurrent_initializer",
         "bias_initializer", "kernel_regularizer", "recurrent_regularizer", "bias_regularizer",
@@ -358,45 +297,32 @@ class BinaryGRU(tf.keras.layers.GRU):
         kernel_constraint: Any = "weight_clip",
         recurrent_constraint: Any = "weight_clip",
         gate_scale: bool = True,
-        matmul_form: str = "matmul",
         **kwargs: Any,
     ):
         activity_regularizer = kwargs.pop("activity_regularizer", None)
-        self._return_runtime = kwargs.pop("return_runtime", False)
+        return_runtime = kwargs.pop("return_runtime", False)
         cell_kwargs = {name: kwargs.pop(name) for name in self._CELL_ARGUMENTS if name in kwargs}
-        cell = BinaryGRUCell(
+        cell = self.cell_class(
             units, input_quantizer=input_quantizer, recurrent_input_quantizer=recurrent_input_quantizer,
             kernel_quantizer=kernel_quantizer, recurrent_kernel_quantizer=recurrent_kernel_quantizer,
             kernel_constraint=kernel_constraint, recurrent_constraint=recurrent_constraint, gate_scale=gate_scale,
-            matmul_form=matmul_form, dtype=kwargs.get("dtype"), trainable=kwargs.get("trainable", True),
-            name="binary_gru_cell", **cell_kwargs)
+            dtype=kwargs.get("dtype"), trainable=kwargs.get("trainable", True), name="binary_gru_cell",
+            **cell_kwargs, **self._make_cell_kwargs())
         # Skip GRU.__init__ (it builds a float GRUCell); the mixin and RNN initialisers run as in GRU.
         super(tf.keras.layers.GRU, self).__init__(cell, **kwargs)
         self.activity_regularizer = tf.keras.regularizers.get(activity_regularizer)
         self.input_spec = [tf.keras.layers.InputSpec(ndim=3)]
-        self._could_use_gpu_kernel = False  # the fused kernel would bypass the binary cell
+        _compat.use_generic_rnn_loop(self, return_runtime)  # the fused kernel would bypass the binary cell
 
     input_quantizer = property(lambda self: self.cell.input_quantizer)
     recurrent_input_quantizer = property(lambda self: self.cell.recurrent_input_quantizer)
     kernel_quantizer = property(lambda self: self.cell.kernel_quantizer)
     recurrent_kernel_quantizer = property(lambda self: self.cell.recurrent_kernel_quantizer)
     gate_scale = property(lambda self: self.cell.gate_scale)
-    matmul_form = property(lambda self: self.cell.matmul_form)
 
-    def call(self, inputs, mask=None, training=None, initial_state=None):
-        if self.matmul_form == "matmul":
-            return super().call(inputs, mask=mask, training=training, initial_state=initial_state)
-        # Conversion form: x_t @ W does not depend on the state, so it runs once for every step (one
-        # LceBconv2d before the loop); the loop keeps the recurrent matmul. This also keeps a loop's input
-        # from being another loop's output, a pattern LCE's converter rejects (stacked Keras RNNs).
-        inputs, initial_state, _ = self._process_inputs(inputs, initial_state, None)  # [x, *states] -> x, states
-        cell = self.cell
-        input_bias = None
-        if cell.use_bias:
-            input_bias = cell.bias[0] if cell.reset_after else cell.bias
-        projected = _conv_matmul(cell.kernel_conv, inputs, cell.kernel_scale, input_bias)
-        with lq.utils.patch_object(cell, "_inputs_projected", True):
-            return super().call(projected, mask=mask, training=training, initial_state=initial_state)
+    def _make_cell_kwargs(self) -> dict[str, Any]:
+        """Hook: arguments of `cell_class` beyond :class:`BinaryGRUCell`'s (none here)."""
+        return {}
 
     def macs_per_step(self) -> dict[int, int]:
         """MACs per time step and sample, keyed by precision (see :meth:`BinaryGRUCell.macs_per_step`)."""
@@ -405,7 +331,7 @@ class BinaryGRU(tf.keras.layers.GRU):
     def get_config(self) -> dict[str, Any]:
         cell_config = self.cell.get_config()
         config = super().get_config()
-        config.update({name: cell_config[name] for name in (*_QUANTIZER_ARGUMENTS, "gate_scale", "matmul_form")})
+        config.update({name: cell_config[name] for name in (*QUANTIZER_ARGUMENTS, "gate_scale")})
         return config
 
 
@@ -413,72 +339,3 @@ class BinaryGRU(tf.keras.layers.GRU):
 # name, ignoring "keras_bnn>": register the bare names too, as larq does for its own layers.
 for _class in (BinaryGRU, BinaryGRUCell):
     tf.keras.utils.get_custom_objects().setdefault(_class.__name__, _class)
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Conversion: the rewrite keras_bnn.tflite.convert applies
-
-
-def _latent(variable) -> np.ndarray:
-    return tf.keras.backend.get_value(getattr(variable, "latent_variable", variable))
-
-
-def _bitpackable(cell: BinaryGRUCell) -> bool:
-    """Whether some matmul of `cell` has a binary input (so LCE should bitpack it); CannotBitpack if it can't."""
-    paths = (("input", cell.input_quantizer, cell.kernel_quantizer),
-             ("recurrent", cell.recurrent_input_quantizer, cell.recurrent_kernel_quantizer))
-    binary = False
-    for path, input_quantizer, kernel_quantizer in paths:
-        if not is_binary_quantizer(input_quantizer):
-            continue
-        if not is_binary_quantizer(kernel_quantizer):
-            name = getattr(kernel_quantizer, "name", kernel_quantizer)
-            raise CannotBitpack(f"the {path} matmul has a binary input but kernel quantizer {name!r} is not "
-                                "binary; LCE needs +-1 weights")
-        binary = True
-    return binary
-
-
-def _copy_into_conv2d_form(old: BinaryGRUCell, new: BinaryGRUCell) -> None:
-    """Give the conv2d-form cell `new` the weights of the matmul-form cell `old`."""
-    units = old.units
-    kernel, recurrent = _latent(old.kernel), _latent(old.recurrent_kernel)
-    new.kernel_conv.kernel.assign(kernel.reshape((1, 1, *kernel.shape)))
-    if old.reset_after:
-        new.recurrent_kernel_conv.kernel.assign(recurrent.reshape((1, 1, *recurrent.shape)))
-    else:
-        new.recurrent_kernel_conv.kernel.assign(recurrent[:, : 2 * units].reshape((1, 1, units, 2 * units)))
-        new.recurrent_candidate_conv.kernel.assign(recurrent[:, 2 * units:].reshape((1, 1, units, units)))
-    for name in ("bias", "kernel_scale", "recurrent_kernel_scale"):
-        if getattr(old, name) is not None:
-            getattr(new, name).assign(_latent(getattr(old, name)))
-
-
-@register_rewrite(BinaryGRUCell)
-def _cell_in_conv2d_form(cell: BinaryGRUCell, *, target: str) -> BinaryGRUCell | None:
-    """A binary matmul-form cell -> the same cell in conv2d form (used by the layer rewrite and the audit)."""
-    if cell.matmul_form == "conv2d" or not _bitpackable(cell):
-        return None
-    if not cell.built:
-        raise CannotBitpack("the cell is not built, so its weights cannot be converted")
-    config = {**cell.get_config(), "matmul_form": "conv2d", "dropout": 0.0, "recurrent_dropout": 0.0}
-    new = BinaryGRUCell.from_config(config)
-    new.build(tf.TensorShape([None, _latent(cell.kernel).shape[0]]))
-    _copy_into_conv2d_form(cell, new)
-    return new
-
-
-@register_rewrite(BinaryGRU)
-def _binary_gru_in_conv2d_form(layer: BinaryGRU, *, target: str) -> BinaryGRU | None:
-    """BinaryGRU -> BinaryGRU(matmul_form="conv2d"): both binary matmuls become 1x1 binary QuantConv2D."""
-    if layer.cell.matmul_form == "conv2d" or not _bitpackable(layer.cell):
-        return None
-    if not layer.built:
-        raise CannotBitpack("the layer is not built, so its weights cannot be converted")
-    config = {**layer.get_config(), "matmul_form": "conv2d", "dropout": 0.0, "recurrent_dropout": 0.0}
-    replacement = type(layer).from_config(config)
-    batch = int(layer.states[0].shape[0]) if layer.stateful else None
-    features = _latent(layer.cell.kernel).shape[0]
-    replacement.build(tf.TensorShape([None, batch, features] if layer.time_major else [batch, None, features]))
-    _copy_into_conv2d_form(layer.cell, replacement.cell)
-    return replacement

@@ -8,19 +8,42 @@ from typing import Any
 import larq as lq
 import tensorflow as tf
 
-from keras_bnn._compat import is_binary_quantizer
-from keras_bnn.layers.attention import (
-    PROBABILITIES,
-    BinaryMultiHeadAttention,
-    build_sublayer,
-    positive_int,
-    resolve_quantizer,
-    rewrite_sublayers,
-    serialized,
-)
-from keras_bnn.tflite.rewrite import CannotBitpack, register_rewrite
+from keras_bnn._validation import check_fraction, check_positive_int
+from keras_bnn.layers.attention import PROBABILITIES, BinaryMultiHeadAttention, build_sublayer, serialized
+from keras_bnn.quantizers import resolve
 
-__all__ = ["BinaryTransformerEncoder"]
+__all__ = ["AddPositions", "BinaryTransformerEncoder"]
+
+
+@tf.keras.utils.register_keras_serializable(package="keras_bnn")
+class AddPositions(tf.keras.layers.Layer):
+    """Adds a learned position embedding (for up to `max_length` positions); keeps the token mask.
+
+    Args:
+        max_length: Number of positions; longer inputs are an error.
+        **kwargs: Base `Layer` arguments.
+
+    Example:
+        >>> import keras_bnn, tensorflow as tf
+        >>> keras_bnn.layers.AddPositions(8)(tf.zeros((2, 5, 4))).shape.as_list()
+        [2, 5, 4]
+    """
+
+    def __init__(self, max_length: int, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.max_length = check_positive_int("max_length", max_length)
+        self.supports_masking = True
+
+    def build(self, input_shape: tf.TensorShape) -> None:
+        self.positions = self.add_weight("positions", shape=(self.max_length, input_shape[-1]),
+                                         initializer=tf.keras.initializers.RandomNormal(stddev=0.02))
+        super().build(input_shape)
+
+    def call(self, inputs: tf.Tensor) -> tf.Tensor:
+        return inputs + self.positions[:tf.shape(inputs)[1]]
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "max_length": self.max_length}
 
 
 @tf.keras.utils.register_keras_serializable(package="keras_bnn")
@@ -32,7 +55,7 @@ class BinaryTransformerEncoder(tf.keras.layers.Layer):
 
     Binary: the Q/K/V/output projections and both feed-forward matmuls (binary inputs via `input_quantizer`,
     binary kernels via `kernel_quantizer`; after ``keras_bnn.tflite.convert`` they are bitpacked ``LceBconv2d``
-    ops), and the attention scores / context as in `BinaryMultiHeadAttention`. Real: the residual additions,
+    ops, see ``keras_bnn.tflite.rules.attention``), and the attention scores / context as in `BinaryMultiHeadAttention`. Real: the residual additions,
     the two LayerNorms, biases and dropout. Real residuals carry the information that a sign would lose, and
     LayerNorm re-centres each branch before the next sign, as in every binary BERT (BiBERT, BiT).
 
@@ -107,12 +130,11 @@ class BinaryTransformerEncoder(tf.keras.layers.Layer):
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
-        self.num_heads = positive_int("num_heads", num_heads)
-        self.intermediate_dim = positive_int("intermediate_dim", intermediate_dim)
-        self.key_dim = positive_int("key_dim", key_dim, allow_none=True)
-        for name, rate in (("dropout", dropout), ("attention_dropout", attention_dropout)):
-            if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate < 1:
-                raise ValueError(f"{name} must be a number in [0, 1), got {rate!r}.")
+        self.num_heads = check_positive_int("num_heads", num_heads)
+        self.intermediate_dim = check_positive_int("intermediate_dim", intermediate_dim)
+        self.key_dim = check_positive_int("key_dim", key_dim, allow_none=True)
+        check_fraction("dropout", dropout)
+        check_fraction("attention_dropout", attention_dropout)
         if isinstance(norm_epsilon, bool) or not isinstance(norm_epsilon, (int, float)) or not norm_epsilon > 0:
             raise ValueError(f"norm_epsilon must be a positive number, got {norm_epsilon!r}.")
         if probabilities not in PROBABILITIES:
@@ -125,7 +147,7 @@ class BinaryTransformerEncoder(tf.keras.layers.Layer):
         # Quantizers and the other sublayer settings are kept serialized (JSON strings, untouched by Keras'
         # attribute tracking); every sublayer builds its own instances from them.
         self._settings_json = json.dumps(serialized({
-            name: lq.quantizers.serialize(resolve_quantizer(name, value)) for name, value in (
+            name: lq.quantizers.serialize(resolve(name, value)) for name, value in (
                 ("input_quantizer", input_quantizer), ("kernel_quantizer", kernel_quantizer),
                 ("query_quantizer", query_quantizer), ("key_quantizer", key_quantizer),
                 ("value_quantizer", value_quantizer))
@@ -155,8 +177,7 @@ class BinaryTransformerEncoder(tf.keras.layers.Layer):
         self.attention = BinaryMultiHeadAttention(
             self.num_heads, key_dim, dropout=self.attention_dropout, probabilities=self.probabilities,
             name="attention", **settings)
-        with tf.name_scope(self.attention.name):
-            self.attention._build_from_signature(input_shape, input_shape)
+        self.attention.build_for(input_shape, input_shape)
         self.attention_norm = tf.keras.layers.LayerNormalization(epsilon=self.norm_epsilon, name="attention_norm")
         build_sublayer(self.attention_norm, input_shape)
         self.intermediate_dense = lq.layers.QuantDense(
@@ -198,22 +219,3 @@ class BinaryTransformerEncoder(tf.keras.layers.Layer):
             "probabilities": self.probabilities,
             **self._settings(),
         }
-
-
-@register_rewrite(BinaryTransformerEncoder)
-def _encoder_as_conv2d(layer: BinaryTransformerEncoder, *, target: str) -> BinaryTransformerEncoder | None:
-    """A copy whose binary QuantDense matmuls (attention projections, feed-forward) are 1x1 binary QuantConv2D.
-
-    The copy's config is the original's; only its sublayers differ (it exists for conversion).
-    """
-    if not layer.built:
-        if is_binary_quantizer(lq.quantizers.get(layer._settings()["input_quantizer"])):
-            raise CannotBitpack("the layer is not built, so its weights cannot be converted")
-        return None
-
-    def make_copy() -> BinaryTransformerEncoder:
-        copy = type(layer).from_config(layer.get_config())
-        copy.build_from_config(layer.get_build_config())
-        return copy
-
-    return rewrite_sublayers(layer, ("attention", "intermediate_dense", "output_dense"), make_copy, target=target)

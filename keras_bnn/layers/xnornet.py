@@ -7,8 +7,9 @@ from typing import Any
 import larq
 import tensorflow as tf
 
+from keras_bnn import _compat
 from keras_bnn.layers._exact import ExactScaleMixin
-from keras_bnn.layers._validation import check_channels_last, check_input_rank, check_kernel_fits
+from keras_bnn._validation import check_channels_last, check_input_rank, check_kernel_fits
 
 
 @tf.keras.utils.register_keras_serializable(package="keras_bnn")
@@ -97,8 +98,8 @@ class XNORConv2D(ExactScaleMixin, larq.layers.QuantConv2D):
         """K: channel-mean of |I| averaged over each kernel window (zero/|pad_values| padded like the conv)."""
         magnitude = tf.reduce_mean(tf.abs(inputs), axis=-1, keepdims=True)
         padding = self.padding.upper()
-        if not self._is_native_padding:
-            pads = self._get_padding_same(inputs)
+        pads = _compat.larq_explicit_padding(self, inputs)
+        if pads is not None:
             magnitude = tf.pad(magnitude, pads, constant_values=abs(float(self.pad_values)))
             padding = "VALID"
         box = tf.ones((*self.kernel_size, 1, 1), dtype=magnitude.dtype) / float(

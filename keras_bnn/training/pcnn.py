@@ -34,7 +34,7 @@ import larq
 import tensorflow as tf
 
 from keras_bnn.layers._exact import ExactScaleMixin
-from keras_bnn.layers._validation import check_channels_last
+from keras_bnn._validation import check_channels_last
 
 __all__ = ["PCNNConv2D", "PCNNProjection"]
 

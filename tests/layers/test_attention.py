@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_bnn._compat import keras_object_sharing_scope
+# private tf-keras API, used only to check what .keras saving does
+from tf_keras.src.saving.serialization_lib import ObjectSharingScope as keras_object_sharing_scope
 from keras_bnn.layers.attention import BinaryMultiHeadAttention, attention_macs, binary_step
 from keras_bnn.layers.transformer import BinaryTransformerEncoder
 

@@ -17,12 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from keras_bnn._compat import lce_interpreter_class, tflite_schema
-from keras_bnn.tflite.converter import (
-    NotBitpackableError,
-    NotBitpackedWarning,
-    convert,
-    convert_with_report,
-)
+from keras_bnn.tflite import ConversionResult, NotBitpackableError, NotBitpackedWarning, convert
 
 BINARY = dict(input_quantizer="ste_sign", kernel_quantizer="ste_sign", kernel_constraint="weight_clip")
 FLOAT_MATMULS = {"FULLY_CONNECTED", "CONV_2D", "BATCH_MATMUL", "DEPTHWISE_CONV_2D"}
@@ -123,12 +118,14 @@ def test_not_bitpackable_layers_warn_or_raise_with_strict():
     assert [layer.name for layer in raised.value.layers] == ["causal_conv", "binary_depthwise"]
     assert isinstance(raised.value, ValueError)
     with pytest.warns(NotBitpackedWarning) as caught:
-        flatbuffer, left = convert_with_report(model)
+        result = convert(model, report=True)
     messages = [str(warning.message) for warning in caught]
     assert any("'causal_conv' (QuantConv1D)" in m and "causal padding" in m for m in messages)
     assert any("'binary_depthwise' (QuantDepthwiseConv2D)" in m for m in messages)
-    assert [layer.name for layer in left] == ["causal_conv", "binary_depthwise"]
-    assert op_counts(flatbuffer)["LceBconv2d"] == 1  # the bitpackable QuantConv2D still is
+    assert isinstance(result, ConversionResult) and result.kernels == "lce"
+    assert [layer.name for layer in result.not_bitpacked] == ["causal_conv", "binary_depthwise"]
+    assert op_counts(result.flatbuffer)["LceBconv2d"] == 1  # the bitpackable QuantConv2D still is
+    assert result.report.op_counts["LceBconv2d"] == 1 and "causal_conv" in str(result)
 
 
 def test_flatbuffer_check_catches_what_lce_left_in_float():

@@ -10,14 +10,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_bnn.tflite.rewrite import (
-    BinaryConv1DAsConv2D,
-    BinaryDenseAsConv2D,
-    CannotBitpack,
-    get_rewrite,
-    register_rewrite,
-    rewrite_for_lce,
-)
+from keras_bnn.tflite import Rule, Verdict, register_rule, rewrite_for_lce
+from keras_bnn.tflite.forms import BinaryConv1DAsConv2D, BinaryDenseAsConv2D
+from keras_bnn.tflite.registry import rule_for
 
 BINARY = dict(input_quantizer="ste_sign", kernel_quantizer="ste_sign", kernel_constraint="weight_clip")
 
@@ -162,14 +157,15 @@ def test_registry_follows_the_mro():
     class MyOtherDense(lq.layers.QuantDense):
         pass
 
-    assert get_rewrite(MyDense) is get_rewrite(lq.layers.QuantDense) is not None
-    assert get_rewrite(tf.keras.layers.Dense) is None
+    assert rule_for(MyDense) is rule_for(lq.layers.QuantDense) is not None
+    assert rule_for(tf.keras.layers.Dense) is None
 
-    @register_rewrite(MyOtherDense)
-    def _refuse(layer, *, target):
-        raise CannotBitpack(f"refused for {target}")
+    @register_rule(MyOtherDense)
+    class _Refuse(Rule):
+        def check(self, layer, *, target):
+            return Verdict.refuse(f"refused for {target}")
 
-    assert get_rewrite(MyOtherDense(4)) is _refuse
+    assert isinstance(rule_for(MyOtherDense(4)), _Refuse)
     inputs = tf.keras.Input((8,))
     x = MyDense(8, name="inherits", **BINARY)(inputs)
     x = MyOtherDense(8, name="own", **BINARY)(x)
@@ -178,7 +174,9 @@ def test_registry_follows_the_mro():
     assert [(e.name, e.class_name, e.reason) for e in result.not_bitpacked] == [("own", "MyOtherDense",
                                                                                  "refused for xcore")]
     with pytest.raises(TypeError, match="needs a Keras layer class, got 'QuantDense'"):
-        register_rewrite("QuantDense")
+        register_rule("QuantDense")
+    with pytest.raises(TypeError, match="decorates a subclass of keras_bnn.tflite.Rule"):
+        register_rule(MyOtherDense)(lambda layer, target: None)
 
 
 class _Block(tf.keras.layers.Layer):
@@ -197,7 +195,7 @@ def test_binary_layer_inside_a_custom_layer_is_reported():
     model = tf.keras.Model(inputs, _Block(name="block")(inputs))
     (entry,) = rewrite_for_lce(model).not_bitpacked
     assert entry.name.startswith("block/") and entry.class_name == "QuantDense"
-    assert "inside 'block' (_Block)" in entry.reason and "register a rewrite for _Block" in entry.reason
+    assert "inside 'block' (_Block)" in entry.reason and "register a rule for _Block" in entry.reason
 
 
 class _Subclassed(tf.keras.Model):

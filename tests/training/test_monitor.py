@@ -1,6 +1,5 @@
 """Binarization monitor: exact figures on a hand-built case, TensorBoard/JSON/PNG outputs, the CLI command."""
 
-import argparse
 import json
 
 import keras_bnn  # noqa: F401
@@ -10,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 from keras_bnn.training import BinarizationMonitor, plot_monitor
-from keras_bnn.training.cli import add_training_commands
+from keras_bnn.cli import main
 
 KERNEL_0 = np.array([[0.5, -0.2, 0.1], [-0.4, 0.0, 0.3], [0.2, 0.25, -0.5], [-0.1, 0.4, 0.45]], np.float32)
 # Epoch 0: sign flips at (0,1) −→+, (1,1) 0 (+) →−, (2,0) +→−, (3,2) +→−; at the 0.5 bound: (0,0), (2,2), (3,2).
@@ -70,14 +69,11 @@ def test_monitor_in_fit_and_plot_command(tmp_path, capsys):
     model.fit(rng.normal(size=(16, 4)), rng.normal(size=(16, 2)), epochs=2, verbose=0, callbacks=[monitor])
     assert len(monitor.history["binary"]["flip_ratio"]) == 2
 
-    parser = argparse.ArgumentParser(prog="keras-bnn")
-    add_training_commands(parser.add_subparsers(dest="command"))
     output = tmp_path / "plot.png"
-    arguments = parser.parse_args(["plot-monitor", str(log_dir), "--output", str(output)])
-    assert arguments.run(arguments) == 0
+    assert main(["plot-monitor", str(log_dir), "--output", str(output)]) == 0
     assert output.stat().st_size > 1000 and str(output) in capsys.readouterr().out
-    arguments = parser.parse_args(["plot-monitor", str(tmp_path / "missing")])
-    assert arguments.run(arguments) == 1
+    assert main(["plot-monitor", str(tmp_path / "missing")]) == 1
+    assert "keras-bnn: error:" in capsys.readouterr().err
 
 
 def test_errors():

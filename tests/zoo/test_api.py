@@ -7,9 +7,7 @@ import tensorflow as tf
 
 import keras_bnn.zoo as zoo
 from keras_bnn import _compat
-from keras_bnn.zoo import _registry
 from keras_bnn.zoo.cards import operation_counts
-from keras_bnn.zoo.imagenet import PAPER_FIGURES
 
 SMALL = [name for name in zoo.list_models() if not name.endswith(".imagenet")]
 IMAGENET = zoo.list_models("*.imagenet")
@@ -22,7 +20,7 @@ def _images(count, shape=(28, 28, 1), seed=0):
 
 def _inputs(name, count, seed=0):
     """Inputs of the model's task: pixels, or token ids (sentences padded with 0 after a random length)."""
-    spec = _registry.spec(name)
+    spec = zoo.entry(name)
     if spec.task == "image_classification":
         return _images(count, spec.input_shape, seed)
     rng = np.random.default_rng(seed)
@@ -37,7 +35,7 @@ def _inputs(name, count, seed=0):
 
 def _output_shape(name, batch, classes):
     """(batch, classes), or (batch, length, vocabulary) for a language model."""
-    return (batch, None, classes) if _registry.spec(name).task == "language_modeling" else (batch, classes)
+    return (batch, None, classes) if zoo.entry(name).task == "language_modeling" else (batch, classes)
 
 
 def test_list_models_filters_and_sorts():
@@ -66,15 +64,15 @@ def test_unknown_name_lists_close_names(typo, expected):
 
 def test_text_models_are_registered_with_their_task():
     assert set(TEXT) <= set(SMALL)
-    assert {name: _registry.spec(name).task for name in TEXT} == {
+    assert {name: zoo.entry(name).task for name in TEXT} == {
         "binary_gru_lm.tiny_shakespeare": "language_modeling", "binary_transformer.sst2": "text_classification"}
-    assert all(_registry.spec(name).task == "image_classification" for name in SMALL if name not in TEXT)
+    assert all(zoo.entry(name).task == "image_classification" for name in SMALL if name not in TEXT)
 
 
 @pytest.mark.parametrize("name", SMALL)
 def test_builds_functional_with_default_output(name):
     model = zoo.get(name)
-    spec = _registry.spec(name)
+    spec = zoo.entry(name)
     assert _compat.is_graph_model(model)
     assert model.input_shape == (None, *spec.input_shape)
     assert model.output_shape == _output_shape(name, None, spec.num_classes)
@@ -91,7 +89,7 @@ def test_builds_functional_with_default_output(name):
 
 @pytest.mark.parametrize("name", SMALL)
 def test_num_classes_batch_size_and_include_top(name):
-    spec = _registry.spec(name)
+    spec = zoo.entry(name)
     model = zoo.get(name, num_classes=3, batch_size=2)
     assert model.output_shape == _output_shape(name, 2, 3)
     headless = zoo.get(name, include_top=False)
@@ -124,7 +122,7 @@ def test_keras_save_load_keeps_predictions(name, tmp_path):
 
 @pytest.mark.parametrize("name", [n for n in SMALL if "fashion" in n])
 def test_float_twin_has_no_binary_weights(name):
-    twin = _registry.spec(name).entry_point(binary=False)
+    twin = zoo.entry(name).builder(binary=False)
     profile = larq.models.ModelProfile(twin)
     assert profile.weight_count(1) == 0
     assert twin.count_params() == zoo.get(name).count_params()
@@ -133,14 +131,14 @@ def test_float_twin_has_no_binary_weights(name):
 def test_text_model_arguments():
     lm = zoo.get("binary_gru_lm.tiny_shakespeare", input_shape=(7,), batch_size=3)
     assert lm.input_shape == (3, 7) and lm.output_shape == (3, 7, 65)
-    stateful = _registry.spec("binary_gru_lm.tiny_shakespeare").entry_point(batch_size=2, stateful=True)
+    stateful = zoo.entry("binary_gru_lm.tiny_shakespeare").builder(batch_size=2, stateful=True)
     ids = _inputs("binary_gru_lm.tiny_shakespeare", 2)
     first, second = stateful(ids[:, :10]), stateful(ids[:, 10:])  # the state carries over
     whole = zoo.get("binary_gru_lm.tiny_shakespeare")
     whole.set_weights(stateful.get_weights())
     np.testing.assert_allclose(np.concatenate([first, second], 1), whole.predict(ids, verbose=0), atol=1e-4)
     with pytest.raises(ValueError, match="stateful=True needs a fixed batch_size"):
-        _registry.spec("binary_gru_lm.tiny_shakespeare").entry_point(stateful=True)
+        zoo.entry("binary_gru_lm.tiny_shakespeare").builder(stateful=True)
     assert zoo.get("binary_transformer.sst2", input_shape=(None,)).input_shape == (None, None)
     with pytest.raises(ValueError, match="longer than the 48 positions"):
         zoo.get("binary_transformer.sst2", input_shape=(60,))
@@ -153,7 +151,7 @@ def test_imagenet_definitions_match_the_paper_counts():
         model = zoo.get(name)
         assert model.input_shape == (None, 224, 224, 3) and model.output_shape == (None, 1000)
         counts = operation_counts(model)
-        figures = PAPER_FIGURES[name]
+        figures = zoo.entry(name).paper_figures
         assert counts["binary_macs"] == pytest.approx(figures["bops"], rel=0.01)
         assert counts["params"] == pytest.approx(figures["resnet18_params"], rel=0.01)
         ops = counts["binary_macs"] / 64 + counts["float_macs_excluding_batchnorm"]
@@ -164,12 +162,23 @@ def test_imagenet_definitions_match_the_paper_counts():
         tf.keras.backend.clear_session()
 
 
-def test_register_model_refuses_bad_and_taken_names():
-    common = dict(input_shape=(4,), num_classes=2, dataset="d", feature_layer="f", summary="s", paper="p")
-    with pytest.raises(ValueError, match="architecture.dataset"):
-        _registry.register_model("no_dot", **common)
+def test_register_refuses_bad_and_taken_names():
+    common = dict(builder=lambda **kwargs: None, task="image_classification", dataset="d", input_shape=(4,),
+                  num_classes=2, feature_layer="f", summary="s", paper="p")
+    with pytest.raises(ValueError, match="architecture.tag"):
+        zoo.ZooEntry(name="no_dot", **common)
     with pytest.raises(ValueError, match="task must be one of"):
-        _registry.register_model("new.d", task="translation", **common)
+        zoo.ZooEntry(name="new.d", **{**common, "task": "translation"})
     with pytest.raises(ValueError, match="already registered"):
-        _registry.register_model("binary_cnn.mnist", **common)(lambda **kwargs: None)
-    assert "binary_cnn.mnist" in zoo.list_models()
+        zoo.register(zoo.ZooEntry(name="binary_cnn.mnist", **common))
+    assert "binary_cnn.mnist" in zoo.list_models() and zoo.entry("binary_cnn.mnist").builder.__name__ == "binary_cnn"
+
+
+def test_an_entry_holds_the_whole_model_as_data():
+    entry = zoo.entry("birealnet_small.fashion_mnist")
+    assert (entry.architecture, entry.tag) == ("birealnet_small", "fashion_mnist")
+    assert entry.recipe.float_twin and entry.pretrained.metric == "top1_accuracy"
+    assert entry.pretrained.test_score == entry.pretrained.scores["test"]
+    assert entry.card and zoo.model_card(entry.name).count("## Notes") == 1
+    with pytest.raises(ValueError, match="no value for the test split"):
+        zoo.Pretrained(**{**vars(entry.pretrained), "test_split": "nope"})

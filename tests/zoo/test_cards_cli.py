@@ -9,7 +9,13 @@ import sys
 import pytest
 
 import keras_bnn.zoo as zoo
-from keras_bnn.zoo.cli import main
+from keras_bnn.cli import main as cli_main
+
+
+def main(argv):
+    """The zoo commands: `keras-bnn zoo ...`."""
+    return cli_main(["zoo", *argv])
+
 
 PRETRAINED = zoo.list_models(pretrained=True)
 
@@ -17,12 +23,13 @@ PRETRAINED = zoo.list_models(pretrained=True)
 @pytest.mark.parametrize("name", PRETRAINED)
 def test_card_states_the_pretrained_fields(name):
     card = zoo.model_card(name)
-    config = zoo.pretrained_config(name)
-    metric = zoo.pretrained.METRICS[config.metric]
+    entry = zoo.entry(name)
+    config = entry.pretrained
+    metric = zoo.METRICS[config.metric]
     assert card.startswith(f"# {name}\n")
     for text in (config.sha256, f"{config.size_bytes:,} bytes", metric.format(config.test_score), config.command,
                  f"{config.flatbuffer_bytes:,} bytes", config.license, f"| test {metric.label} (",
-                 f"{config.test_examples:,} {config.dataset} {config.test_split} "):
+                 f"{config.test_examples:,} {entry.dataset} {config.test_split} "):
         assert text in card
     if config.float_twin_test_score is not None:
         assert metric.format(config.float_twin_test_score) in card

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 import keras_bnn.zoo as zoo
-from keras_bnn.zoo import _registry, api, pretrained, text, weights
-from keras_bnn.zoo.evaluation import load_split
-from keras_bnn.zoo.text import load_sentences, load_text
+import keras_bnn.datasets
+import keras_bnn.text
+from keras_bnn.zoo import tokenizers, weights
 
 PRETRAINED = zoo.list_models(pretrained=True)
 TEXT = ["binary_gru_lm.tiny_shakespeare", "binary_transformer.sst2"]
@@ -35,39 +35,36 @@ def test_every_trained_model_ships_weights():
 
 
 @pytest.mark.parametrize("name", PRETRAINED)
-def test_packaged_file_matches_its_config(name):
-    config = zoo.pretrained_config(name)
-    path = pretrained.weights_path(config)
+def test_packaged_file_matches_its_entry(name):
+    entry = zoo.entry(name)
+    config = entry.pretrained
+    path = weights.weights_path(config)
     assert path.name == config.weights_file == f"{name}.npz"
     assert path.stat().st_size == config.size_bytes
     assert weights.file_sha256(path) == config.sha256
-    assert config.dataset == name.split(".")[1]
-    task = _registry.spec(name).task
-    if task == "image_classification":
-        assert 0.0 < config.test_accuracy <= 1.0 and config.test_examples == 10_000
-        assert config.command.startswith(f"python -m keras_bnn.zoo.training.train {name}")
-    else:  # trained by the benchmark that defines it, then exported
-        assert f"keras_bnn.zoo.training.export_text {name} --weights" in config.command
-        assert config.command.startswith((".venv/bin/python benchmarks/", "nice -n 10 .venv/bin/python benchmarks/"))
-    if task == "language_modeling":
-        assert config.metric == "bits_per_character" and 0.0 < config.test_bits_per_character < 8.0
-        assert config.test_accuracy is None and config.test_examples == 55_744
-    if task == "text_classification":
+    assert entry.dataset == entry.tag
+    assert config.command.startswith(f"python -m keras_bnn.zoo.training.train {name}")  # one command, every model
+    if entry.task == "image_classification":
+        assert 0.0 < config.test_score <= 1.0 and config.test_examples == 10_000
+    if entry.task == "language_modeling":
+        assert config.metric == "bits_per_character" and 0.0 < config.test_score < 8.0
+        assert config.test_examples == 55_744
+    if entry.task == "text_classification":
         assert config.test_split == "validation" and config.test_examples == 872  # GLUE dev
-    assert config.bitpacked_share == 1.0 or task == "image_classification"
+    assert config.bitpacked_share == 1.0 or entry.task == "image_classification"
 
 
 @pytest.mark.parametrize("name", [n for n in PRETRAINED if n not in TEXT])
 def test_pretrained_model_classifies_a_known_test_image(name):
     index = KNOWN_TEST_EXAMPLE[name]
-    images, labels = load_split(zoo.pretrained_config(name).dataset, f"test[{index}:{index + 1}]")
+    images, labels = keras_bnn.datasets.load_images(zoo.entry(name).dataset, f"test[{index}:{index + 1}]")
     model = zoo.get(name, pretrained=True)
     assert int(np.argmax(model.predict(images, verbose=0), axis=-1)[0]) == int(labels[0])
 
 
 def test_pretrained_transformer_classifies_known_dev_sentences_from_raw_text():
     name = "binary_transformer.sst2"
-    sentences, labels = load_sentences("sst2", "validation")
+    sentences, labels = keras_bnn.datasets.load_sentences("sst2", "validation")
     index = KNOWN_TEST_EXAMPLE[name]
     tokenize = zoo.tokenizer(name)
     model = zoo.get(name, pretrained=True)
@@ -78,7 +75,7 @@ def test_pretrained_transformer_classifies_known_dev_sentences_from_raw_text():
     # Unpadded ids of one sentence give the same class (padding is masked).
     short = zoo.get(name, pretrained=True, input_shape=(None,))
     assert short.predict(ids[:1, :11], verbose=0).argmax(-1).tolist() == [0]
-    assert tokenize(["--", ""])[:, 0].tolist() == [text.OOV_ID, text.OOV_ID]  # no word: one unknown id
+    assert tokenize(["--", ""])[:, 0].tolist() == [keras_bnn.text.OOV_ID] * 2  # no word: one unknown id
     with pytest.raises(TypeError, match="list of sentences"):
         tokenize("one sentence")
 
@@ -87,7 +84,7 @@ def test_pretrained_language_model_predicts_a_known_next_character():
     name = "binary_gru_lm.tiny_shakespeare"
     vocabulary = zoo.tokenizer(name)
     assert vocabulary.size == 65 and vocabulary.characters[:3] == "\n !"
-    test = load_text("tiny_shakespeare", "test")
+    test = keras_bnn.datasets.load_text("tiny_shakespeare", "test")
     end = test.index(KNOWN_TEST_EXAMPLE[name]) + len(KNOWN_TEST_EXAMPLE[name])
     model = zoo.get(name, pretrained=True)
     logits = model.predict(vocabulary.encode(test[:end])[None], verbose=0)
@@ -98,7 +95,7 @@ def test_pretrained_language_model_predicts_a_known_next_character():
 @pytest.mark.parametrize("name", PRETRAINED)
 def test_evaluate_reproduces_the_card(name):
     result = zoo.evaluate(name)
-    config = zoo.pretrained_config(name)
+    config = zoo.entry(name).pretrained
     assert result["examples"] == config.test_examples
     assert result["split"] == config.test_split and result["metric"] == config.metric
     assert result["card"] == config.test_score
@@ -114,7 +111,7 @@ def test_pretrained_features_are_the_backbone_of_the_full_model():
     full = zoo.get(name, pretrained=True)
     features = zoo.get(name, pretrained=True, include_top=False)
     feature_layer = features.layers[-1].name
-    images, _ = load_split(zoo.pretrained_config(name).dataset, "test[:4]")
+    images, _ = keras_bnn.datasets.load_images(zoo.entry(name).dataset, "test[:4]")
     import tensorflow as tf
 
     backbone = tf.keras.Model(full.inputs, full.get_layer(feature_layer).output)
@@ -145,27 +142,27 @@ def test_text_models_take_any_length_their_positions_allow():
 
 @pytest.mark.parametrize("name", [PRETRAINED[0], *TEXT])
 def test_get_refuses_a_corrupted_weights_file(name, tmp_path, monkeypatch):
-    config = zoo.pretrained_config(name)
+    config = zoo.entry(name).pretrained
     damaged = tmp_path / config.weights_file
-    shutil.copyfile(pretrained.weights_path(config), damaged)
+    shutil.copyfile(weights.weights_path(config), damaged)
     damaged.write_bytes(damaged.read_bytes()[:-10])  # truncated
-    monkeypatch.setattr(api, "weights_path", lambda _config: damaged)
+    monkeypatch.setattr(weights, "weights_path", lambda _config: damaged)
     with pytest.raises(zoo.WeightsFileError, match=config.sha256):
         zoo.get(name, pretrained=True)
     if name in TEXT:  # the vocabulary is in the same file, under the same check
-        monkeypatch.setattr(text, "weights_path", lambda _config: damaged)
+        monkeypatch.setattr(tokenizers, "weights_path", lambda _config: damaged)
         with pytest.raises(zoo.WeightsFileError, match=config.sha256):
             zoo.tokenizer(name)
 
 
 def test_weights_with_a_url_are_downloaded_and_checked(tmp_path):
-    config = zoo.pretrained_config(PRETRAINED[0])
+    config = zoo.entry(PRETRAINED[0]).pretrained
     release = tmp_path / "release"
     release.mkdir()
-    shutil.copyfile(pretrained.weights_path(config), release / "copy.npz")
+    shutil.copyfile(weights.weights_path(config), release / "copy.npz")
     remote = dataclasses.replace(config, weights_file="copy.npz", url=(release / "copy.npz").as_uri())
-    path = pretrained.weights_path(remote, cache_dir=tmp_path / "cache")
+    path = weights.weights_path(remote, cache_dir=tmp_path / "cache")
     assert path.parent == tmp_path / "cache" / "keras_bnn_zoo" and weights.file_sha256(path) == config.sha256
     no_url = dataclasses.replace(config, weights_file="absent.npz")
     with pytest.raises(zoo.WeightsFileError, match="no release URL"):
-        pretrained.weights_path(no_url)
+        weights.weights_path(no_url)

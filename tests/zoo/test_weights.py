@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 import keras_bnn.zoo as zoo
-from keras_bnn.zoo import _registry, weights
+from keras_bnn.zoo import weights
 
 SMALL = [name for name in zoo.list_models() if not name.endswith(".imagenet")]
 
@@ -26,7 +26,7 @@ def _images(count=8, seed=0):
 
 def _inputs(name, count=8, seed=0):
     """Pixels for an image model; token ids (no padding) for a text model."""
-    spec = _registry.spec(name)
+    spec = zoo.entry(name)
     if spec.task == "image_classification":
         return _images(count, seed)
     vocabulary = zoo.get(name).layers[1].input_dim
@@ -62,7 +62,7 @@ def test_canonical_round_trip_is_bit_exact_and_packed(name, tmp_path):
     packed_bytes = profile.weight_count(1) / 8
     with np.load(tmp_path / "w.npz") as archive:  # every binary weight is one bit
         assert sum(archive[key].size for key in archive.files if key.endswith(".bits")) == packed_bytes
-    if _registry.spec(name).task == "image_classification":  # (the text models' real embeddings dominate)
+    if zoo.entry(name).task == "image_classification":  # (the text models' real embeddings dominate)
         assert info.bytes < info.float32_equivalent_bytes / 2
     assert info.bytes <= packed_bytes + float_bytes + 4 * sum(w.shape[-1] for w in model.weights) + 400 * len(
         model.weights

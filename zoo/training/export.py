@@ -1,73 +1,92 @@
-"""After training: canonicalize, write the compact weights, re-measure from the file, convert, report."""
+"""After training: canonicalize, write the compact weights, re-measure from the file, convert, report card fields."""
 
 from __future__ import annotations
 
 import pathlib
+import tempfile
 import warnings
 
+import numpy as np
 import tensorflow as tf
 
-from keras_bnn.zoo import _registry
-from keras_bnn.zoo.evaluation import accuracy, load_split
-from keras_bnn.zoo.training.recipes import TEST_SPLIT
-from keras_bnn.zoo.weights import canonicalize, load_compact, save_compact
+from keras_bnn.zoo.evaluation import measure
+from keras_bnn.zoo.registry import ZooEntry
+from keras_bnn.zoo.weights import canonicalize, save_compact
 
-__all__ = ["export", "file_fields", "float_accuracy", "flatbuffer_figures"]
+__all__ = ["export", "file_fields", "flatbuffer_figures", "float_twin_scores"]
 
 
 def file_fields(path: pathlib.Path, info) -> dict:
     """The card fields that describe a written compact weights file (`info`: what `save_compact` returned)."""
-    return {
-        "weights_file": path.name,
-        "sha256": info.sha256,
-        "size_bytes": info.bytes,
-        "float32_equivalent_bytes": info.float32_equivalent_bytes,
-        "binary_kernels_as_bits": info.binary_kernels,
-        "dense_fallbacks": list(info.dense_fallbacks),
-    }
+    return {"weights_file": path.name, "sha256": info.sha256, "size_bytes": info.bytes,
+            "float32_equivalent_bytes": info.float32_equivalent_bytes,
+            "binary_kernels_as_bits": info.binary_kernels, "dense_fallbacks": list(info.dense_fallbacks)}
 
 
-def flatbuffer_figures(model: tf.keras.Model) -> dict:
-    """Size, bitpacked share and MACs per category of the model's LCE flatbuffer (batch size 1)."""
-    from keras_bnn.tflite.converter import convert
-    from keras_bnn.tflite.inspection import inspect
+def flatbuffer_figures(entry: ZooEntry, model: tf.keras.Model) -> dict:
+    """Size, bitpacked share and MACs per category of the model's LCE flatbuffer (batch 1; a language model's
+    one-step model)."""
+    from keras_bnn.tflite import convert
 
+    if entry.task == "language_modeling":
+        from keras_bnn.text import step_model
+
+        converted = step_model(model)
+    else:
+        converted = entry.builder(batch_size=1, num_classes=model.output_shape[-1])
+        converted.set_weights(model.get_weights())
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # A first layer with real input stays float by design.
-        flatbuffer = convert(model, batch_size=1)
-    report = inspect(flatbuffer)
-    return {"flatbuffer_bytes": report.flatbuffer_bytes, "bitpacked_share": report.bitpacked_share,
-            "flatbuffer_macs": dict(report.macs)}
+        result = convert(converted, report=True)
+    return {"flatbuffer_bytes": result.report.flatbuffer_bytes, "bitpacked_share": result.report.bitpacked_share,
+            "flatbuffer_macs": dict(result.report.macs)}
 
 
-def export(model: tf.keras.Model, name: str, weights_dir: pathlib.Path) -> dict:
-    """Write `weights_dir/<name>.npz` from a trained model; return the card fields measured from the file.
+def _vocabulary_extras(vocabulary: list[str] | None) -> dict | None:
+    if vocabulary is None:
+        return None
+    from keras_bnn.zoo.tokenizers import encode_vocabulary
+
+    return {"vocabulary": encode_vocabulary(vocabulary)}
+
+
+def export(entry: ZooEntry, model: tf.keras.Model, weights_dir: pathlib.Path, *, splits: tuple[str, ...],
+           vocabulary: list[str] | None = None) -> dict:
+    """Write `weights_dir/<name>.npz` from a trained model; return the card fields measured from that file.
 
     The model is canonicalized first (binary latent weights set to their quantized values, see
-    `keras_bnn.zoo.weights.canonicalize`); the file is then loaded into a freshly built model, whose test
-    accuracy is measured exactly as `keras_bnn.zoo.evaluate` does.
+    ``keras_bnn.zoo.weights.canonicalize``); every score is then measured from the written file exactly as
+    ``keras_bnn.zoo.evaluate`` does, on each of `splits`.
     """
-    spec = _registry.spec(name)
     weights_dir.mkdir(parents=True, exist_ok=True)
-    path = weights_dir / f"{name}.npz"
+    path = weights_dir / f"{entry.name}.npz"
     canonicalize(model)
-    info = save_compact(model, path)
-    fresh = spec.entry_point()
-    load_compact(fresh, path, sha256=info.sha256, size=info.bytes)
-    images, labels = load_split(spec.dataset, TEST_SPLIT)
-    fields = {
-        **file_fields(path, info),
-        "test_accuracy": accuracy(fresh, images, labels),
-        "test_examples": int(len(labels)),
-    }
+    info = save_compact(model, path, extras=_vocabulary_extras(vocabulary))
+    fields = file_fields(path, info)
+    scores = {}
+    for split in splits:
+        scores[split], fields[f"examples_{split}"] = measure(entry.name, split, path)
+    fields["scores"] = scores
     try:
-        fields.update(flatbuffer_figures(fresh))
+        fields.update(flatbuffer_figures(entry, model))
     except Exception as error:  # noqa: BLE001  (report, do not lose the trained weights)
         fields["flatbuffer_error"] = repr(error)
     return fields
 
 
-def float_accuracy(model: tf.keras.Model, dataset: str, split: str) -> dict:
-    """Test accuracy of a float twin (nothing is saved)."""
-    images, labels = load_split(dataset, split)
-    return {"float_twin_test_accuracy": accuracy(model, images, labels), "test_examples": int(len(labels))}
+def float_twin_scores(entry: ZooEntry, model: tf.keras.Model, splits: tuple[str, ...],
+                      vocabulary: list[str] | None = None) -> dict:
+    """The float twin's scores, measured like the binary model's (from a temporary compact file)."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = pathlib.Path(folder) / "float_twin.npz"
+        save_compact(model, path, extras=_vocabulary_extras(vocabulary))
+        return {split: measure(entry.name, split, path, binary=False)[0] for split in splits}
+
+
+def image_float_twin_scores(entry: ZooEntry, model: tf.keras.Model, split: str) -> dict:
+    """An image float twin's accuracy on `split` (nothing is saved)."""
+    import keras_bnn.datasets
+    from keras_bnn.zoo.evaluation import accuracy
+
+    images, labels = keras_bnn.datasets.load_images(entry.dataset, split)
+    return {split: accuracy(model, images, np.asarray(labels))}

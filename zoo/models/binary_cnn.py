@@ -1,0 +1,102 @@
+"""A small binary CNN for MNIST (larq's MNIST example layout): builder and zoo entry.
+
+Example:
+    >>> import keras_bnn.zoo as zoo
+    >>> zoo.get("binary_cnn.mnist", num_classes=3, batch_size=1).output_shape
+    (1, 3)
+"""
+
+from __future__ import annotations
+
+import larq
+import tensorflow as tf
+
+from keras_bnn.zoo.models._building import (
+    BN_MOMENTUM,
+    MNIST_LICENSE,
+    MNIST_SHAPE,
+    PIXELS,
+    check_head_args,
+    finish,
+    license_text,
+    model_input,
+    quant_dense,
+    quant_kwargs,
+    rescale,
+    softmax,
+)
+from keras_bnn.zoo.registry import Pretrained, ZooEntry, register
+from keras_bnn.zoo.training.recipes import ImageRecipe
+
+__all__ = ["binary_cnn"]
+
+
+def _bn(name: str) -> tf.keras.layers.BatchNormalization:
+    return tf.keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=name)
+
+
+def binary_cnn(*, input_shape: tuple[int, ...] = MNIST_SHAPE, num_classes: int = 10, include_top: bool = True,
+               batch_size: int | None = None, binary: bool = True) -> tf.keras.Model:
+    """Three binary 3x3 convolutions (each + max-pool + BatchNorm), binary dense 256, binary classifier.
+
+    Args:
+        input_shape: Image shape, no batch dimension.
+        num_classes: Classes of the head.
+        include_top: False ends the model at `bn4`.
+        batch_size: Fixed batch size, or None.
+        binary: False builds the float twin.
+    """
+    check_head_args(num_classes, include_top)
+    inputs = model_input(input_shape, batch_size, min_rank=3)
+    x = rescale(inputs)
+    for index, filters in enumerate((64, 64, 128), start=1):
+        x = larq.layers.QuantConv2D(
+            filters, 3, padding="same", pad_values=0.0 if index == 1 else 1.0, use_bias=False, name=f"conv{index}",
+            **quant_kwargs(binary, None if index == 1 else "ste_sign", "ste_sign"),
+        )(x)
+        x = tf.keras.layers.MaxPooling2D(2, name=f"pool{index}")(x)
+        x = _bn(f"bn{index}")(x)
+    x = tf.keras.layers.Flatten(name="flatten")(x)
+    x = quant_dense(256, binary, "ste_sign", name="dense4")(x)
+    x = _bn("bn4")(x)
+    if include_top:
+        x = quant_dense(num_classes, binary, "ste_sign", name="logits_dense")(x)
+        x = softmax(_bn("logits_bn")(x))
+    return finish(inputs, x, "binary_cnn.mnist")
+
+
+register(ZooEntry(
+    name="binary_cnn.mnist",
+    builder=binary_cnn,
+    task="image_classification",
+    dataset="mnist",
+    input_shape=MNIST_SHAPE,
+    num_classes=10,
+    feature_layer="bn4",
+    summary=(
+        "A small binary CNN (larq-style): three 3x3 QuantConv2D (64-64-128 filters, SAME padding with +1) "
+        "each followed by 2x2 max-pooling and BatchNorm, then binary dense 256 and a binary dense classifier. "
+        "Weights are sign-binarized everywhere; activations are binarized (ste_sign) everywhere except the "
+        "first convolution's input (the pixels)."
+    ),
+    paper="Courbariaux et al., 'Binarized Neural Networks', NeurIPS 2016 (architecture: larq's MNIST example)",
+    pretrained=Pretrained(
+        weights_file="binary_cnn.mnist.npz",
+        sha256="782b9878d929a867a5ea1f34e38b51c43ad4234535346d1e197aab7cbc742998",
+        size_bytes=69822,
+        metric="top1_accuracy",
+        scores={"test": 0.9938, "train[90%:]": 0.9918},
+        test_split="test",
+        test_examples=10000,
+        preprocessing=PIXELS,
+        flatbuffer_bytes=64772,
+        bitpacked_share=1.0,
+        epochs=12,
+        seed=0,
+        train_wall_time_s=930.0,
+        command="python -m keras_bnn.zoo.training.train binary_cnn.mnist --epochs 12 --seed 0",
+        license=license_text(MNIST_LICENSE),
+    ),
+    recipe=ImageRecipe(epochs=12, batch_size=100, learning_rate=2e-3, shift=2),
+    card="binary_cnn.mnist.md",
+))
