@@ -56,6 +56,7 @@ def test_regular_install_contains_zoo_and_tflite(tmp_path):
     assert install.returncode == 0, install.stderr
     assert (target / "keras_bnn" / "zoo" / "__init__.py").is_file()
     assert (target / "keras_bnn" / "tflite" / "__init__.py").is_file()
+    assert (target / "keras_bnn" / "tflite" / "_aarch64_runner.py").is_file()  # run by tflite.emulation
     shipped = sorted(path.name for path in (target / "keras_bnn" / "zoo" / "weights").glob("*.npz"))
     assert shipped == sorted(path.name for path in (REPO / "zoo" / "weights").glob("*.npz")) != []
     # Run from a folder where neither the repository nor the editable finder can supply the modules first.
