@@ -18,7 +18,7 @@ Example:
     >>> read_flatbuffer(b"not a model")
     Traceback (most recent call last):
     ...
-    ValueError: the given bytes (11 bytes) are not a TFLite flatbuffer: expected the file identifier b'TFL3' at bytes 4..8, found b' a m'
+    ValueError: the given bytes (11 bytes) are not a TFLite flatbuffer: expected the file identifier b'TFL3' at bytes 4..8, found b'a mo'
 """
 
 from __future__ import annotations

@@ -9,12 +9,12 @@ Example:
     >>> import keras_bnn, larq as lq, tensorflow as tf
     >>> from keras_bnn.tflite import rewrite_for_lce
     >>> inputs = tf.keras.Input((64,), batch_size=1)
-    >>> outputs = lq.layers.QuantDense(10, input_quantizer="ste_sign", kernel_quantizer="ste_sign")(inputs)
-    >>> result = rewrite_for_lce(tf.keras.Model(inputs, outputs))
+    >>> dense = lq.layers.QuantDense(10, input_quantizer="ste_sign", kernel_quantizer="ste_sign", name="dense")
+    >>> result = rewrite_for_lce(tf.keras.Model(inputs, dense(inputs)))
     >>> type(result.model.layers[-1]).__name__, result.not_bitpacked
     ('BinaryDenseAsConv2D', [])
     >>> [(layer.name, layer.class_name) for layer in result.bitpackable]
-    [('quant_dense', 'QuantDense')]
+    [('dense', 'QuantDense')]
 """
 
 from __future__ import annotations

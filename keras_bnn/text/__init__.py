@@ -8,16 +8,10 @@
   step model runs in ``keras_bnn.tflite.FlatbufferStepper``).
 
 Example:
-    >>> import keras_bnn, tensorflow as tf
-    >>> from keras_bnn.text import CharVocabulary, KerasStepper, generate, step_model
+    >>> from keras_bnn.text import CharVocabulary
     >>> vocabulary = CharVocabulary.from_text("to be or not to be")
-    >>> model = tf.keras.Sequential([tf.keras.Input((None,), dtype="int32"),
-    ...                              tf.keras.layers.Embedding(vocabulary.size, 8),
-    ...                              keras_bnn.layers.BinaryGRU(16, return_sequences=True),
-    ...                              tf.keras.layers.Dense(vocabulary.size)])
-    >>> text = generate(KerasStepper(step_model(model)), vocabulary, "to be", 10, temperature=0.8, seed=1)
-    >>> len(text), set(text) <= set(vocabulary.characters)
-    (15, True)
+    >>> vocabulary.size, vocabulary.decode(vocabulary.encode("be"))
+    (7, 'be')
 """
 
 from keras_bnn.text.generation import (

@@ -18,6 +18,7 @@ __all__ = [
     "MNIST_LICENSE",
     "MNIST_SHAPE",
     "PIXELS",
+    "batch_norm",
     "check_head_args",
     "finish",
     "imagenet_head",
@@ -52,6 +53,11 @@ def rescale(x: tf.Tensor) -> tf.Tensor:
 # Momentum 0.9 instead of Keras' 0.99: with few epochs the moving statistics of a binary network otherwise
 # lag the fast-changing batch statistics, and inference-mode accuracy collapses.
 BN_MOMENTUM = 0.9
+
+
+def batch_norm(name: str) -> tf.keras.layers.BatchNormalization:
+    """A BatchNormalization with the zoo's momentum (`BN_MOMENTUM`)."""
+    return tf.keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=name)
 
 
 def quant_kwargs(binary: bool, input_quantizer: Any, kernel_quantizer: Any) -> dict[str, Any]:
@@ -135,8 +141,7 @@ def token_input(input_shape: tuple[int | None, ...], batch_size: int | None, *,
 def real_stem(x: tf.Tensor, filters: int) -> tf.Tensor:
     """Real 3x3 convolution + BatchNorm + 2x2 max-pooling (binary networks keep the first layer real)."""
     x = tf.keras.layers.Conv2D(filters, 3, padding="same", use_bias=False, name="stem_conv")(x)
-    x = tf.keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name="stem_bn")(x)
-    return tf.keras.layers.MaxPooling2D(2, name="stem_pool")(x)
+    return tf.keras.layers.MaxPooling2D(2, name="stem_pool")(batch_norm("stem_bn")(x))
 
 
 def real_classifier(x: tf.Tensor, num_classes: int) -> tf.Tensor:
@@ -155,8 +160,7 @@ IMAGENET_STAGES = ((64, 1), (128, 2), (256, 2), (512, 2))
 def imagenet_stem(inputs: tf.Tensor) -> tf.Tensor:
     """ResNet-18's stem: real 7x7/2 convolution + BatchNorm + ReLU + 3x3/2 max-pooling."""
     x = tf.keras.layers.Conv2D(64, 7, strides=2, padding="same", use_bias=False, name="stem_conv")(inputs)
-    x = tf.keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name="stem_bn")(x)
-    x = tf.keras.layers.Activation("relu", name="stem_relu")(x)
+    x = tf.keras.layers.Activation("relu", name="stem_relu")(batch_norm("stem_bn")(x))
     return tf.keras.layers.MaxPooling2D(3, strides=2, padding="same", name="stem_pool")(x)
 
 

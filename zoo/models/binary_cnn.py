@@ -12,8 +12,8 @@ import larq
 import tensorflow as tf
 
 from keras_bnn.zoo.models._building import (
-    BN_MOMENTUM,
     MNIST_LICENSE,
+    batch_norm,
     MNIST_SHAPE,
     PIXELS,
     check_head_args,
@@ -30,9 +30,6 @@ from keras_bnn.zoo.training.recipes import ImageRecipe
 
 __all__ = ["binary_cnn"]
 
-
-def _bn(name: str) -> tf.keras.layers.BatchNormalization:
-    return tf.keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=name)
 
 
 def binary_cnn(*, input_shape: tuple[int, ...] = MNIST_SHAPE, num_classes: int = 10, include_top: bool = True,
@@ -55,13 +52,13 @@ def binary_cnn(*, input_shape: tuple[int, ...] = MNIST_SHAPE, num_classes: int =
             **quant_kwargs(binary, None if index == 1 else "ste_sign", "ste_sign"),
         )(x)
         x = tf.keras.layers.MaxPooling2D(2, name=f"pool{index}")(x)
-        x = _bn(f"bn{index}")(x)
+        x = batch_norm(f"bn{index}")(x)
     x = tf.keras.layers.Flatten(name="flatten")(x)
     x = quant_dense(256, binary, "ste_sign", name="dense4")(x)
-    x = _bn("bn4")(x)
+    x = batch_norm("bn4")(x)
     if include_top:
         x = quant_dense(num_classes, binary, "ste_sign", name="logits_dense")(x)
-        x = softmax(_bn("logits_bn")(x))
+        x = softmax(batch_norm("logits_bn")(x))
     return finish(inputs, x, "binary_cnn.mnist")
 
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 import tensorflow as tf
 
 from keras_bnn.zoo.models._building import (
-    BN_MOMENTUM,
     MNIST_LICENSE,
+    batch_norm,
     MNIST_SHAPE,
     PIXELS,
     check_head_args,
@@ -28,9 +28,6 @@ from keras_bnn.zoo.training.recipes import ImageRecipe
 
 __all__ = ["binarynet_mlp"]
 
-
-def _bn(name: str) -> tf.keras.layers.BatchNormalization:
-    return tf.keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=name)
 
 
 def binarynet_mlp(*, input_shape: tuple[int, ...] = MNIST_SHAPE, num_classes: int = 10, include_top: bool = True,
@@ -49,10 +46,10 @@ def binarynet_mlp(*, input_shape: tuple[int, ...] = MNIST_SHAPE, num_classes: in
     x = tf.keras.layers.Flatten(name="flatten")(rescale(inputs))
     for index in range(1, 4):
         x = quant_dense(2048, binary, None if index == 1 else "ste_sign", name=f"dense{index}")(x)
-        x = _bn(f"bn{index}")(x)
+        x = batch_norm(f"bn{index}")(x)
     if include_top:
         x = quant_dense(num_classes, binary, "ste_sign", name="logits_dense")(x)
-        x = softmax(_bn("logits_bn")(x))
+        x = softmax(batch_norm("logits_bn")(x))
     return finish(inputs, x, "binarynet_mlp.mnist")
 
 

@@ -12,12 +12,12 @@ import tensorflow as tf
 
 from keras_bnn.layers import XNORConv2D
 from keras_bnn.zoo.models._building import (
-    BN_MOMENTUM,
     FASHION_MNIST_LICENSE,
     IMAGENET_SHAPE,
     IMAGENET_STAGES,
     MNIST_SHAPE,
     PIXELS,
+    batch_norm,
     check_head_args,
     finish,
     imagenet_head,
@@ -51,7 +51,7 @@ def xnornet_small(*, input_shape: tuple[int, ...] = MNIST_SHAPE, num_classes: in
     for index, filters in enumerate((64, 128), start=1):
         x = _xnor_conv(x, filters, 3, 1, f"xnor_conv{index}", binary)
         x = tf.keras.layers.MaxPooling2D(2, name=f"pool{index}")(x)
-        x = tf.keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"bn{index}")(x)
+        x = batch_norm(f"bn{index}")(x)
     if include_top:
         x = real_classifier(x, num_classes)
     return finish(inputs, x, "xnornet_small.fashion_mnist")
@@ -66,7 +66,7 @@ def xnornet18(*, input_shape: tuple[int, ...] = IMAGENET_SHAPE, num_classes: int
 
     def conv_bn(x, filters, kernel, strides, name):
         x = _xnor_conv(x, filters, kernel, strides, name, binary)
-        return tf.keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn")(x)
+        return batch_norm(f"{name}_bn")(x)
 
     for stage, (filters, strides) in enumerate(IMAGENET_STAGES, start=1):
         for block in range(1, 3):
