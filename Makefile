@@ -16,11 +16,11 @@ export TF_CPP_MIN_LOG_LEVEL := 2
 $(VENV)/.installed-base: setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip setuptools wheel
-	$(PY) -m pip install --quiet -e .
+	$(PY) -m pip install --quiet -e ".[portable]"
 	touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed-base
-	$(PY) -m pip install --quiet -e ".[test]"
+	$(PY) -m pip install --quiet -e ".[test,portable]"
 	touch $@
 
 install: $(VENV)/.installed-base

@@ -139,3 +139,27 @@ def larq_explicit_padding(layer, inputs):
     if layer._is_native_padding:
         return None
     return layer._get_padding_same(inputs)
+
+
+def litert_delegated_ops(interpreter) -> tuple[list[str], list[str]]:
+    """(op names a delegate runs, op names left to builtin kernels) of an allocated LiteRT / TFLite interpreter.
+
+    LiteRT lists the model's nodes followed by one ``DELEGATE`` node per delegated partition (its private
+    ``_get_ops_details``, the only per-node listing it exposes); a partition's ops are found by walking back from
+    its outputs to its inputs.
+    """
+    details = interpreter._get_ops_details()
+    originals = [d for d in details if d["op_name"] != "DELEGATE"]
+    producer = {int(t): d["index"] for d in originals for t in d["outputs"]}
+    delegated: set[int] = set()
+    for node in (d for d in details if d["op_name"] == "DELEGATE"):
+        boundary = {int(t) for t in node["inputs"]}
+        stack = [int(t) for t in node["outputs"]]
+        while stack:
+            tensor = stack.pop()
+            if tensor in boundary or tensor not in producer or producer[tensor] in delegated:
+                continue
+            delegated.add(producer[tensor])
+            stack.extend(int(t) for t in details[producer[tensor]]["inputs"])
+    names = {d["index"]: d["op_name"] for d in originals}
+    return [names[i] for i in sorted(delegated)], [names[i] for i in sorted(names) if i not in delegated]

@@ -29,6 +29,8 @@ from keras_bnn._validation import check_positive_int
 from keras_bnn.tflite.audit import NotBitpackedLayer
 from keras_bnn.tflite.inspection import FlatbufferReport, inspect
 from keras_bnn.tflite.targets import get_target
+from keras_bnn.tflite.targets import float as _float  # noqa: F401  (registers the "float" target)
+from keras_bnn.tflite.targets import int8 as _int8  # noqa: F401  (registers the "int8" target)
 from keras_bnn.tflite.targets import lce as _lce  # noqa: F401  (registers the "lce" target)
 
 __all__ = ["ConversionResult", "NotBitpackableError", "NotBitpackedLayer", "NotBitpackedWarning", "convert"]
@@ -107,17 +109,22 @@ def convert(
     Args:
         model: a Functional or Sequential Keras model (a subclassed one only if none of its layers needs a
             rewrite).
-        kernels: The target: ``"lce"`` (Larq Compute Engine, bitpacked ``LceBconv2d``).
+        kernels: The target: ``"lce"`` (Larq Compute Engine, bitpacked ``LceBconv2d``; for LCE's runtime on ARM)
+            or ``"int8"`` (TFLite builtin int8 ops only, binary layers exact; for stock LiteRT / TFLite, TFLite
+            Micro and int8 accelerators: it needs ``representative_data``, see
+            :class:`keras_bnn.tflite.targets.int8.Int8Target`), or ``"float"`` (stock TFLite float ops: the
+            reference).
         strict: raise :class:`NotBitpackableError` when a binary layer cannot be bitpacked, instead of a
             :class:`NotBitpackedWarning` per layer.
         report: return a :class:`ConversionResult` (bytes, inspection report, layers left in float) instead of
             the bytes.
         batch_size: batch size of the flatbuffer's inputs; None keeps the model's (1 if unknown).
-        inference_input_type: ``tf.float32`` or ``tf.int8`` (LCE's option).
-        inference_output_type: ``tf.float32`` or ``tf.int8`` (LCE's option).
-        target: LCE's target hardware, ``"arm"`` or ``"xcore"``.
+        inference_input_type: ``tf.float32`` or ``tf.int8``.
+        inference_output_type: ``tf.float32`` or ``tf.int8``.
+        target: LCE's target hardware, ``"arm"`` or ``"xcore"`` (``kernels="lce"`` only).
         **options: further options of the target (for ``"lce"``: ``larq_compute_engine.convert_keras_model``'s,
-            e.g. ``experimental_default_int8_range``).
+            e.g. ``experimental_default_int8_range``; for ``"int8"``: ``representative_data``, ``head``,
+            ``weight_digits``).
 
     Returns:
         The flatbuffer bytes, or a :class:`ConversionResult` with ``report=True``.
@@ -125,7 +132,9 @@ def convert(
     Raises:
         TypeError: `model` is not a Keras model, an option is unknown, or the model is subclassed and needs a
             rewrite.
-        ValueError: an unknown `kernels`, an option value the target rejects, or a bad `batch_size`.
+        ValueError: an unknown `kernels`, an option value the target rejects, or a bad `batch_size`;
+            ``keras_bnn.tflite.targets.int8.UnsupportedLayerError`` (a ValueError) names a layer the int8 target
+            cannot lower exactly.
         NotBitpackableError: with ``strict=True``, some binary layers cannot be bitpacked (all are listed).
 
     Example:
@@ -138,8 +147,12 @@ def convert(
         >>> result.flatbuffer[4:8], result.report.bitpacked_share
         (b'TFL3', 1.0)
     """
-    options = dict(options, inference_input_type=inference_input_type, inference_output_type=inference_output_type,
-                   target=target)
+    options = dict(options, inference_input_type=inference_input_type, inference_output_type=inference_output_type)
+    if kernels == "lce":
+        options["target"] = target
+    elif target != "arm":
+        raise TypeError(f"target={target!r} is an option of kernels='lce' (LCE's target hardware), not of "
+                        f"kernels={kernels!r}")
     converter = _validate(model, kernels, strict, report, batch_size, options)
     output = converter.convert(model, strict=strict, batch_size=batch_size, options=options)
     if strict and output.not_bitpacked:
@@ -147,7 +160,7 @@ def convert(
     for layer in output.not_bitpacked:
         warnings.warn(f"binary layer {layer.name!r} ({layer.class_name}) stays in float: {layer.reason}",
                       NotBitpackedWarning, stacklevel=2)
-    if not output.bitpacked_layers and not output.not_bitpacked:
+    if output.bitpacked_layers == 0 and not output.not_bitpacked:
         warnings.warn(f"model {model.name!r} has no binary layer (binary input and kernel quantizers); it was "
                       "converted without bitpacked ops", NotBitpackedWarning, stacklevel=2)
     for note in output.notes:

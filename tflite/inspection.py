@@ -7,8 +7,9 @@ MAC categories:
     * ``bitpacked``: binary MACs inside LCE's bitpacked kernels (``LceBconv2d``).
     * ``unpacked_binary``: binary weight x binary activation MACs left in float/int8 ops: a ``CONV_2D``,
       ``DEPTHWISE_CONV_2D``, ``FULLY_CONNECTED`` or ``BATCH_MATMUL`` whose activation comes from
-      ``LceDequantize`` (possibly through layout-only ops such as ``RESHAPE``) and whose constant weight is
-      ``+-c`` per output channel.
+      ``LceDequantize`` (possibly through layout-only ops such as ``RESHAPE``), or is an int8 sign as the int8
+      target writes them (+-127 at scale 1/127, zero point 0), and whose constant weight is ``+-c`` per output
+      channel. In an int8 target's file these are all its binary MACs.
     * ``activation_binary``: ``BATCH_MATMUL`` of two +-1 activations (both from ``LceDequantize``); no bitpacked
       kernel exists for these.
     * ``other``: every other MAC (float or int8).
@@ -29,6 +30,11 @@ from keras_bnn.tflite.flatbuffer import BITPACK_WIDTH, Flatbuffer, read_flatbuff
 from keras_bnn.tflite.report import CATEGORIES, FlatbufferReport, OpMacs, SubgraphReport
 
 __all__ = ["FlatbufferReport", "inspect"]
+
+INT8_SIGN_SCALE = float(np.float32(1 / 127))
+INT8_NOTE = ("binary activations of int8 ops are recognised by their quantization (+-127 at scale 1/127, zero point "
+             "0: keras_bnn's int8 target); their binary MACs run in int8 ops (not bitpacked) and each binary weight "
+             "takes 8 bits, so the file is about 8x its 1-bit ideal")
 
 # Ops that only move values around -> their data inputs (None: all); what they make from +-1 stays +-1.
 _LAYOUT_OPS: dict[str, tuple[int, ...] | None] = {
@@ -72,6 +78,7 @@ class _SubgraphAnalysis:
         self.producers = {out: op for op in self.subgraph.operators for out in op.outputs}
         # buffer index -> ("packed" | "unpacked", ideal bytes, padding bytes, n binary weights)
         self.binary_buffers: dict[int, tuple[str, int, int, int]] = {}
+        self.notes_kinds: set[str] = set()
 
     def tensor(self, index: int):
         return self.subgraph.tensors[index]
@@ -82,11 +89,26 @@ class _SubgraphAnalysis:
         if signature is not None and any(dim < 0 for dim in signature):
             name = tensor.name.decode(errors="replace") if isinstance(tensor.name, bytes) else tensor.name
             self.notes.append(f"tensor {name!r} of subgraph {self.index} has a dynamic shape "
-                                    f"{list(signature)}; MACs count its unknown dimensions as 1")
+                              f"{list(signature)}; MACs count its unknown dimensions as 1")
         return [int(dim) for dim in (tensor.shape if tensor.shape is not None else [])]
 
+    def is_int8_sign(self, index: int) -> bool:
+        """Whether a tensor is an int8 sign as the int8 target writes them: +-127 at scale 1/127, zero point 0."""
+        tensor = self.tensor(index)
+        quantization = tensor.quantization
+        scales = getattr(quantization, "scale", None)
+        points = getattr(quantization, "zeroPoint", None)
+        return (self.graph.type_name(tensor) == "INT8" and scales is not None and len(scales) == 1
+                and abs(float(scales[0]) - INT8_SIGN_SCALE) < 1e-9 and points is not None and len(points) == 1
+                and int(points[0]) == 0)
+
     def is_binary_activation(self, index: int) -> bool:
-        """Whether a tensor holds +-1: made by LceDequantize, possibly through layout-only ops."""
+        """Whether a tensor holds +-1: made by LceDequantize, possibly through layout-only ops, or an int8 sign."""
+        if self.is_int8_sign(index):
+            if "int8" not in self.notes_kinds:
+                self.notes_kinds.add("int8")
+                self.notes.append(INT8_NOTE)
+            return True
         op = self.producers.get(index)
         if op is None:
             return False

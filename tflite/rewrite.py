@@ -93,8 +93,9 @@ def rewrite_for_lce(model: tf.keras.Model, *, target: str = "arm", batch_size: i
         else:
             input_tensors = None
             if batch_size is not None:
-                input_tensors = [tf.keras.Input(batch_shape=(batch_size, *tensor.shape[1:]), dtype=tensor.dtype)
-                                 for tensor in model.inputs]
+                # Same names as the model's Input layers: they become the file's signature names.
+                input_tensors = [tf.keras.Input(batch_shape=(batch_size, *tensor.shape[1:]), dtype=tensor.dtype,
+                                                name=name) for tensor, name in zip(model.inputs, model.input_names)]
             clone = clone_with_rules(model, target, input_tensors)
         bitpackable, not_bitpacked = audit(clone.model, target, clone.origins)
     return RewriteResult(clone.model, bitpackable, not_bitpacked, clone.reused)

@@ -18,7 +18,7 @@ Example:
 
 import keras_bnn  # noqa: F401  (selects tf-keras before TensorFlow is imported)
 from keras_bnn.zoo import models as _models  # noqa: F401  (registers every entry)
-from keras_bnn.zoo import weights
+from keras_bnn.zoo import samples, weights
 from keras_bnn.zoo.api import get, list_models
 from keras_bnn.zoo.cards import model_card
 from keras_bnn.zoo.evaluation import evaluate
@@ -40,6 +40,7 @@ __all__ = [
     "list_models",
     "model_card",
     "register",
+    "samples",
     "tokenizer",
     "weights",
 ]

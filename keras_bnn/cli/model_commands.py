@@ -1,4 +1,4 @@
-"""``keras-bnn convert`` and ``keras-bnn inspect``."""
+"""``keras-bnn convert``, ``keras-bnn inspect`` and ``keras-bnn bench``."""
 
 from __future__ import annotations
 
@@ -41,17 +41,32 @@ def load_model(source: str, *, unsafe: bool = False):
 
     try:
         entry = zoo.entry(source)
-        model = zoo.get(source, pretrained=True)
+        model = zoo.samples.deployment_model(source, batch_size=None)
     except (KeyError, ValueError) as error:
         raise CommandError(f"{source!r} is neither a saved model nor a zoo model: {one_line(error)}",
                            EXIT_USAGE) from error
     if entry.task == "language_modeling":
-        from keras_bnn.text import step_model
-
         print(f"{source}: converting its one-character step model (keras_bnn.text.step_model: ids (batch, 1) and "
               "the recurrent states in, logits and the new states out)", file=sys.stderr)
-        model = step_model(model)
     return model
+
+
+def _representative_data(args: argparse.Namespace):
+    """The int8 target's calibration inputs: a .npy file, or a zoo model's training samples."""
+    import numpy as np
+
+    if args.representative_data:
+        try:
+            return np.load(args.representative_data, allow_pickle=False)
+        except (OSError, ValueError) as error:
+            raise CommandError(f"cannot read --representative-data {args.representative_data!r}: "
+                               f"{one_line(error)}", EXIT_USAGE) from error
+    if os.path.exists(args.model):
+        raise CommandError("--kernels int8 needs --representative-data FILE.npy (model inputs (N, ...) that "
+                           "calibrate its real-valued tensors; raw integer pixels keep the input exact)", EXIT_USAGE)
+    import keras_bnn.zoo as zoo
+
+    return zoo.samples.calibration_samples(args.model)[0]
 
 
 def _convert_arguments(parser: argparse.ArgumentParser) -> None:
@@ -71,9 +86,18 @@ def _convert_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--unsafe", action="store_true",
                         help="allow a model file that runs code when loaded (Lambda layers, SavedModel folders); "
                              "refused by default: use it only for files you trust")
+    parser.add_argument("--kernels", choices=("lce", "int8", "float"), default="lce",
+                        help="lce: bitpacked LCE file (ARM phones, Raspberry Pi; default); int8: TFLite builtin "
+                             "int8 ops only, binary layers exact (stock LiteRT, TFLite Micro); float: stock TFLite")
+    parser.add_argument("--representative-data", metavar="FILE.npy",
+                        help="--kernels int8: calibration inputs (N, ...); default for a zoo model: its training "
+                             "samples")
+    parser.add_argument("--head", choices=("int8", "float"), default="int8",
+                        help="--kernels int8: the classifier's outputs in int8 or float32 (exact logits)")
 
 
-@command("convert", help="convert a Keras BNN to a bitpacked LCE flatbuffer", configure=_convert_arguments)
+@command("convert", help="convert a Keras BNN to a flatbuffer (bitpacked LCE, portable int8, or float)",
+         configure=_convert_arguments)
 def _convert(args: argparse.Namespace) -> int:
     output_dir = os.path.dirname(os.path.abspath(args.output))
     if not os.path.isdir(output_dir):
@@ -84,11 +108,15 @@ def _convert(args: argparse.Namespace) -> int:
     from keras_bnn.tflite import convert
 
     io_type = tf.int8 if args.int8_io else tf.float32
+    options = {"target": args.target} if args.kernels == "lce" else {}
+    if args.kernels == "int8":
+        options.update(representative_data=_representative_data(args), head=args.head)
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            result = convert(model, inference_input_type=io_type, inference_output_type=io_type,
-                             target=args.target, strict=args.strict, batch_size=args.batch_size, report=True)
+            result = convert(model, kernels=args.kernels, inference_input_type=io_type,
+                             inference_output_type=io_type, strict=args.strict, batch_size=args.batch_size,
+                             report=True, **options)
     except (ValueError, TypeError, RuntimeError) as error:
         raise CommandError(f"conversion failed: {one_line(error)}") from error
     for warning in caught:
@@ -120,4 +148,35 @@ def _inspect(args: argparse.Namespace) -> int:
     except ValueError as error:
         raise CommandError(f"cannot inspect {args.flatbuffer!r}: {one_line(error)}") from error
     print(report)
+    return EXIT_OK
+
+
+def _bench_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", metavar="NAME", help="a pretrained zoo model")
+    parser.add_argument("--examples", type=_positive_int, default=1000,
+                        help="test samples the files are checked on (default 1000)")
+    parser.add_argument("--runs", type=_positive_int, default=200, help="timed runs per latency (median; default 200)")
+    parser.add_argument("--head", choices=("int8", "float"), default="int8", help="the int8 file's classifier")
+    parser.add_argument("--json", action="store_true", help="print the row as one JSON document")
+
+
+@command("bench", help="one zoo model as LCE, int8 and float files on this machine: accuracy and agreement with "
+         "Keras in each runtime, bytes, TFLite Micro arena, latency at batch 1 and 1 thread",
+         configure=_bench_arguments)
+def _bench(args: argparse.Namespace) -> int:
+    import json
+
+    import keras_bnn.zoo as zoo
+    from keras_bnn.tflite.bench import format_table, measure
+
+    try:
+        zoo.entry(args.model)
+        model = zoo.samples.deployment_model(args.model)
+        inputs, labels = zoo.samples.test_samples(args.model, args.examples)
+        representative = zoo.samples.calibration_samples(args.model)
+    except ValueError as error:
+        raise CommandError(one_line(error), EXIT_USAGE) from error
+    row = {"name": args.model, **measure(model, inputs, labels, representative_data=representative[0],
+                                          runs=args.runs, int8_options={"head": args.head})}
+    print(json.dumps(row, sort_keys=True) if args.json else format_table([row]))
     return EXIT_OK

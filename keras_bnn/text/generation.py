@@ -129,6 +129,11 @@ class KerasStepper:
         """Zero the states."""
         self._states = [np.zeros(shape, np.float32) for shape in self._state_shapes]
 
+    @property
+    def states(self) -> list[np.ndarray]:
+        """The current states (what the next `step` reads with its token), as arrays."""
+        return [np.asarray(state, np.float32) for state in self._states]
+
     def step(self, token: int) -> np.ndarray:
         """Feed one token; the logits of the next one."""
         logits, *self._states = self._function([np.array([[token]], np.int32), *self._states])

@@ -1,10 +1,12 @@
-"""The `keras-bnn` command line, in-process through main() and once as the installed console script."""
+"""`keras-bnn convert`, `inspect` and `bench`, in-process through main() and once as the installed console script."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
 
 import larq as lq
+import numpy as np
 import pytest
 import tensorflow as tf
 
@@ -99,3 +101,38 @@ def test_convert_a_zoo_language_model_converts_its_step_model(tmp_path, capsys):
     assert "step model" in captured.err
     assert "Bitpacked share of binary MACs: 100.00%" in captured.out and "LceBconv2d" in captured.out
     assert output.read_bytes()[4:8] == b"TFL3"
+
+
+def test_convert_a_zoo_model_to_int8_gives_builtin_ops_only(tmp_path, capsys):
+    output = tmp_path / "cnn_int8.tflite"
+    assert main(["convert", "binary_cnn.mnist", "-o", str(output), "--kernels", "int8", "--head", "float",
+                 "--report"]) == 0
+    out = capsys.readouterr().out
+    assert "LceBconv2d" not in out and "CONV_2D" in out and "about 8x its 1-bit ideal" in out
+    from keras_bnn.tflite.flatbuffer import read_flatbuffer
+
+    assert read_flatbuffer(output).custom_op_types() == set()
+
+
+def test_convert_a_file_to_int8_needs_calibration_data(tmp_path, capsys):
+    model = _save(tmp_path / "model.keras")
+    assert main(["convert", str(model), "-o", str(tmp_path / "out.tflite"), "--kernels", "int8"]) == 2
+    assert "--kernels int8 needs --representative-data" in capsys.readouterr().err
+    data = tmp_path / "calibration.npy"
+    np.save(data, np.random.default_rng(0).integers(-4, 4, (8, 8, 8, 32)).astype(np.float32))
+    assert main(["convert", str(model), "-o", str(tmp_path / "out.tflite"), "--kernels", "int8",
+                 "--representative-data", str(data)]) == 0
+    assert main(["convert", str(model), "-o", str(tmp_path / "out.tflite"), "--kernels", "int4"]) == 2
+    assert "invalid choice: 'int4'" in capsys.readouterr().err
+
+
+def test_bench_prints_every_file_of_a_zoo_model(capsys):
+    assert main(["bench", "xnornet_small.fashion_mnist", "--examples", "20", "--runs", "3", "--json"]) == 0
+    row = json.loads(capsys.readouterr().out)
+    assert row["name"] == "xnornet_small.fashion_mnist" and row["examples"] == 20
+    assert set(row["int8"]["runtimes"]) == {"litert", "tflite", "tflm"} and row["int8"]["tflm_arena_bytes"] > 0
+    assert row["lce"]["bytes"] < row["int8"]["bytes"] < row["float"]["bytes"]
+    assert set(row["ratios"]) >= {"float_over_lce_indirect", "int8_litert_over_lce_indirect"}
+    assert main(["bench", "binary_gru_lm.tiny_shakespeare", "--examples", "10", "--runs", "3"]) == 0
+    table = capsys.readouterr().out
+    assert "not lowered" in table and "lce indirect" in table  # the GRU LM has no int8 lowering; LCE runs it

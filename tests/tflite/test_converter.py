@@ -272,3 +272,19 @@ def test_random_binary_stacks_are_bitpacked_and_agree(stack):
     assert counts["LceBconv2d"] == binary, (stack, counts)
     assert not FLOAT_MATMULS & set(counts), (stack, counts)
     assert_matches_keras(model, flatbuffer, samples=2)
+
+
+@pytest.mark.parametrize("kernels", ["lce", "float"])
+@pytest.mark.parametrize("batch_size", [None, 1, 3])
+def test_files_keep_the_keras_input_and_output_names(kernels, batch_size):
+    """Runtimes feed files by signature name, and a file's input order need not be the model's."""
+    from keras_bnn.tflite.runtimes import open_runtime
+
+    token, state = tf.keras.Input((8,), name="token"), tf.keras.Input((16,), name="state_0")
+    logits = lq.layers.QuantDense(4, name="logits", **BINARY)(tf.keras.layers.Concatenate()([token, state]))
+    new_state = lq.layers.QuantDense(16, name="new_state_0", **BINARY)(state)
+    model = tf.keras.Model([token, state], [logits, new_state])
+    runtime = open_runtime(convert(model, kernels=kernels, batch_size=batch_size),
+                           "lce" if kernels == "lce" else "litert")
+    assert sorted(detail.name for detail in runtime.inputs) == ["state_0", "token"]
+    assert sorted(detail.name for detail in runtime.outputs) == ["logits", "new_state_0"]

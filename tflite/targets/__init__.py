@@ -3,7 +3,10 @@
 A target takes the model and its options and returns the flatbuffer with what it could not do. Built in:
 
 * ``"lce"`` (:mod:`keras_bnn.tflite.targets.lce`): a Larq Compute Engine flatbuffer in which every binary matmul
-  is a bitpacked ``LceBconv2d`` (for LCE's runtime on ARM phones and Raspberry Pi).
+  is a bitpacked ``LceBconv2d`` (for LCE's runtime on ARM phones and Raspberry Pi);
+* ``"int8"`` (:mod:`keras_bnn.tflite.targets.int8`): TFLite builtin int8 ops only, binary layers exact as integer
+  thresholds (stock LiteRT and TFLite, TFLite Micro, int8 accelerators);
+* ``"float"`` (:mod:`keras_bnn.tflite.targets.float`): stock TFLite float ops, the reference to measure against.
 
 A new target registers with :func:`register_target`.
 """
@@ -27,13 +30,14 @@ class TargetOutput:
     Attributes:
         flatbuffer: The bytes.
         not_bitpacked: Binary layers that stay in float, with the reason (each was warned about).
-        bitpacked_layers: Number of binary layers that run bitpacked.
+        bitpacked_layers: Number of binary layers that run bitpacked (LCE) or as exact integer ops (int8); 0 makes
+            ``convert`` warn that the model has no binary layer; None: the target does not bitpack (float).
         notes: Anything else the user should know (e.g. layers used as they are because they cannot be copied).
     """
 
     flatbuffer: bytes
     not_bitpacked: list[NotBitpackedLayer]
-    bitpacked_layers: int
+    bitpacked_layers: int | None
     notes: list[str] = dataclasses.field(default_factory=list)
 
 
