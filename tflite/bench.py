@@ -29,23 +29,11 @@ import numpy as np
 import tensorflow as tf
 
 from keras_bnn.tflite.converter import convert
-from keras_bnn.tflite.runtimes import Runtime, open_runtime
+from keras_bnn.tflite.runtimes import Runtime, open_runtime, positions_by_name
 
 __all__ = ["INT8_RUNTIMES", "format_table", "measure"]
 
 INT8_RUNTIMES = ("litert", "tflite", "tflm")
-
-
-def _positions(details: Sequence[Any], names: Sequence[str], what: str) -> list[int]:
-    """For each Keras tensor name, the position of the file's tensor of that name (files keep the Keras names in
-    their signature; a file's order may differ from the model's)."""
-    found = {detail.name: position for position, detail in enumerate(details)}
-    if len(names) == 1 and len(details) == 1:
-        return [0]
-    missing = [name for name in names if name not in found]
-    if missing:
-        raise ValueError(f"the file's {what} {sorted(found)} do not name the model's {what} {missing}")
-    return [found[name] for name in names]
 
 
 class _Runner:
@@ -53,8 +41,8 @@ class _Runner:
 
     def __init__(self, runtime: Runtime, model: tf.keras.Model):
         self.runtime = runtime
-        self._inputs = _positions(runtime.inputs, model.input_names, "inputs")
-        self.output = _positions(runtime.outputs, model.output_names, "outputs")[0] if len(model.outputs) > 1 else 0
+        self._inputs = positions_by_name(runtime.inputs, model.input_names, "inputs")
+        self.output = positions_by_name(runtime.outputs, model.output_names, "outputs")[0] if len(model.outputs) > 1 else 0
 
     def run(self, inputs: Sequence[np.ndarray]) -> np.ndarray:
         arranged: list[Any] = [None] * len(inputs)

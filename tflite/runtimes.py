@@ -37,8 +37,8 @@ import numpy as np
 from keras_bnn import _compat
 from keras_bnn.tflite.flatbuffer import Flatbuffer, read_flatbuffer
 
-__all__ = ["Runtime", "TensorDetail", "available_runtimes", "default_runtime", "open_runtime", "register_runtime",
-           "run", "tflm_arena_bytes"]
+__all__ = ["Runtime", "TensorDetail", "available_runtimes", "default_runtime", "open_runtime", "positions_by_name",
+           "register_runtime", "run", "tflm_arena_bytes"]
 
 LCE_OPS = frozenset({"LceQuantize", "LceDequantize", "LceBconv2d", "LceBMaxPool2d"})
 
@@ -86,6 +86,29 @@ def _details(flatbuffer: Flatbuffer, indices: Sequence[int], signature_names: di
             shape=tuple(int(d) for d in (tensor.shape if tensor.shape is not None else [])),
             dtype=dtype, scale=scale, zero_point=zero_point))
     return details
+
+
+def positions_by_name(details: Sequence[TensorDetail], names: Sequence[str], what: str = "inputs") -> list[int]:
+    """For each Keras tensor name, the position of the file's tensor of that name.
+
+    Files keep the Keras model's input and output names in their signature, but their order may differ from the
+    model's (a file with one input and one output is taken as it is, whatever its names).
+
+    Raises:
+        ValueError: a name the file does not have.
+
+    Example:
+        >>> detail = lambda name: TensorDetail(name, (1,), np.dtype(np.float32), None, None)
+        >>> positions_by_name([detail("state_0"), detail("token")], ["token", "state_0"])
+        [1, 0]
+    """
+    if len(names) == 1 and len(details) == 1:
+        return [0]
+    found = {detail.name: position for position, detail in enumerate(details)}
+    missing = [name for name in names if name not in found]
+    if missing:
+        raise ValueError(f"the file's {what} {sorted(found)} do not name the model's {what} {missing}")
+    return [found[name] for name in names]
 
 
 class Runtime:

@@ -1,4 +1,4 @@
-"""keras_bnn.tflite.emulation: real QEMU, real aarch64 LiteRT 1.4.0, against real x86 ai-edge-litert.
+"""keras_bnn.tflite.emulation: real QEMU, real aarch64 LiteRT 2.3.0, against real x86 ai-edge-litert.
 
 These tests need `make aarch64-setup` to have run (or KERAS_BNN_AARCH64_HOME to name a prepared folder); without
 it every emulated test fails with NotSetUp, whose message names the missing pieces and the command.

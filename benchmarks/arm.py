@@ -1,0 +1,229 @@
+"""Every pretrained zoo model's flatbuffers on emulated aarch64: outputs against x86 and Keras, and the aarch64
+instructions one inference takes.
+
+For each model, its float file (``convert(kernels="float")``) and, for the image models, its int8 file
+(``kernels="int8"``, calibrated on 500 training samples) run in aarch64 LiteRT 2.3.0 (XNNPACK on) under
+``qemu-aarch64-static -cpu cortex-a72`` (``keras_bnn.tflite.emulation``, set up by ``make aarch64-setup``), on the
+first ``--examples`` test samples (a language model: ``--text-steps`` characters, each with the state Keras
+carried to it). Recorded: whether the outputs equal x86 LiteRT's bit for bit (and the max |difference| when not),
+top-1 agreement with Keras, and aarch64 instructions per inference at batch 1, 1 thread, counted by QEMU's insn
+plugin: (count after a warm-up and n invokes - count after the warm-up alone) / n.
+
+LCE's files need LCE's runtime built for aarch64, which this repository does not build (see README, "Deploy");
+given one (``--lce-runner PATH``: a program taking ``--model M --inputs a.npy,b.npy --outputs o.npy,...
+--kernel default|indirect --threads N --invokes N``, invoking once as warm-up and then N times), the LCE file is
+measured the same way with LCE's default and indirect BGEMM kernels.
+
+Instruction counts are a proxy for speed on ARM, not a latency: QEMU models no caches, no memory stalls and no
+pipeline, and counts a NEON instruction as one. The ratios float/LCE and int8/LCE are printed.
+
+Run: ``nice .venv/bin/python benchmarks/arm.py [--lce-runner PATH]`` (writes benchmarks/results/arm.json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from typing import Any, Sequence
+
+import keras_bnn  # noqa: F401  (first: selects tf-keras)
+import keras_bnn.zoo as zoo
+import numpy as np
+import tensorflow as tf
+from keras_bnn.tflite import convert
+from keras_bnn.tflite.emulation import Aarch64
+from keras_bnn.tflite.runtimes import open_runtime, positions_by_name
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from _machine import RESULTS, machine_info  # noqa: E402
+
+METHOD = ("aarch64 instructions per inference at batch 1, 1 thread: QEMU TCG 'insn' plugin (inline) under "
+          "qemu-aarch64 -cpu {cpu}; (count after 1 warm-up + {invokes} invokes - count after the warm-up alone) / "
+          "{invokes}. A proxy: no caches, no memory stalls, a NEON instruction counts as one; emulated time is not "
+          "reported.")
+
+
+def _first_output(outputs: Sequence[np.ndarray], details, position: int) -> np.ndarray:
+    output, detail = outputs[position], details[position]
+    if detail.scale is not None and np.issubdtype(output.dtype, np.integer):
+        return (output.astype(np.float64) - detail.zero_point) * detail.scale
+    return np.asarray(output, np.float64)
+
+
+def _compare(outputs: np.ndarray, reference: np.ndarray) -> dict[str, Any]:
+    return {"agreement": float(np.mean(outputs.argmax(1) == reference.argmax(1))),
+            "max_abs_diff": float(np.abs(outputs - reference).max())}
+
+
+def litert_file(arm: Aarch64, model: tf.keras.Model, flatbuffer: bytes, inputs: list[np.ndarray],
+                keras: np.ndarray, labels: np.ndarray, invokes: int) -> dict[str, Any]:
+    """One float or int8 file: aarch64 LiteRT against x86 LiteRT and Keras, and its instructions per inference."""
+    x86 = open_runtime(flatbuffer, "litert")
+    order = positions_by_name(x86.inputs, model.input_names)
+    output = positions_by_name(x86.outputs, model.output_names, "outputs")[0] if len(model.outputs) > 1 else 0
+    samples = []
+    for index in range(len(inputs[0])):
+        arranged: list[Any] = [None] * len(inputs)
+        for x, position in zip(inputs, order):
+            arranged[position] = x[index:index + 1].astype(x86.inputs[position].dtype)
+        samples.append(arranged)
+    x86_outputs = np.concatenate([_first_output(x86.run(sample), x86.outputs, output).reshape(1, -1)
+                                  for sample in samples])
+    arm_outputs = np.concatenate([_first_output(result, x86.outputs, output).reshape(1, -1)
+                                  for result in arm.run_samples(flatbuffer, samples)])
+    versus_keras = _compare(arm_outputs, keras)
+    return {"bytes": len(flatbuffer), "accuracy": float(np.mean(arm_outputs.argmax(1) == labels)),
+            "agreement": versus_keras["agreement"], "max_abs_diff": versus_keras["max_abs_diff"],
+            "bit_exact_vs_x86": bool(np.array_equal(arm_outputs, x86_outputs)),
+            "max_abs_diff_vs_x86": float(np.abs(arm_outputs - x86_outputs).max()),
+            "instructions": arm.instructions_per_inference(flatbuffer, samples[0], invokes=invokes)}
+
+
+def _lce_run(arm: Aarch64, runner: str, folder: pathlib.Path, flatbuffer: bytes, inputs: list[np.ndarray],
+             outputs: int, kernel: str, invokes: int, count: bool = False):
+    model = folder / "model.tflite"
+    model.write_bytes(flatbuffer)
+    paths = []
+    for i, x in enumerate(inputs):
+        np.save(folder / f"in{i}.npy", x)
+        paths.append(str(folder / f"in{i}.npy"))
+    results = [str(folder / f"out{i}.npy") for i in range(outputs)]
+
+    def argv(k: int) -> list[str]:
+        return [runner, "--model", str(model), "--inputs", ",".join(paths), "--outputs", ",".join(results),
+                "--kernel", kernel, "--threads", "1", "--invokes", str(k)]
+
+    if count:
+        return arm.instructions_per_call(argv, invokes)
+    arm.run_program(argv(0))
+    return [np.load(path) for path in results]
+
+
+def lce_file(arm: Aarch64, runner: str, model: tf.keras.Model, inputs: list[np.ndarray],
+             keras: np.ndarray, invokes: int) -> dict[str, Any]:
+    """The LCE file on aarch64 LCE: every sample at batch 1, then instructions per inference per kernel."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        flatbuffer = convert(model, batch_size=1)
+    x86 = open_runtime(flatbuffer, "lce")
+    order = positions_by_name(x86.inputs, model.input_names)
+    output = positions_by_name(x86.outputs, model.output_names, "outputs")[0] if len(model.outputs) > 1 else 0
+    row: dict[str, Any] = {"bytes": len(flatbuffer), "instructions": {}}
+    with tempfile.TemporaryDirectory(prefix="keras-bnn-arm-") as temporary:
+        folder = pathlib.Path(temporary)
+        for kernel in ("default", "indirect"):
+            rows, first = [], None
+            for index in range(len(inputs[0])):
+                arranged: list[Any] = [None] * len(inputs)
+                for x, position in zip(inputs, order):
+                    arranged[position] = x[index:index + 1].astype(x86.inputs[position].dtype)
+                first = first or arranged
+                result = _lce_run(arm, runner, folder, flatbuffer, arranged, len(x86.outputs), kernel, 0)
+                rows.append(_first_output(result, x86.outputs, output).reshape(1, -1))
+            row[kernel] = _compare(np.concatenate(rows), keras)
+            row["instructions"][kernel] = _lce_run(arm, runner, folder, flatbuffer, first, len(x86.outputs),
+                                                   kernel, invokes, count=True)
+    row["agreement"] = min(row[kernel]["agreement"] for kernel in ("default", "indirect"))
+    row["max_abs_diff"] = max(row[kernel]["max_abs_diff"] for kernel in ("default", "indirect"))
+    return row
+
+
+def measure_model(arm: Aarch64, name: str, args: argparse.Namespace) -> dict[str, Any]:
+    start = time.perf_counter()
+    language_model = zoo.entry(name).task == "language_modeling"
+    inputs, labels = zoo.samples.test_samples(name, args.text_steps if language_model else args.examples)
+    model = zoo.samples.deployment_model(name)
+    keras = model.predict(inputs if len(inputs) > 1 else inputs[0], batch_size=256, verbose=0)
+    keras = np.asarray(keras[0] if isinstance(keras, list) else keras, np.float64).reshape(len(labels), -1)
+    row: dict[str, Any] = {"name": name, "examples": int(len(labels)),
+                           "keras_accuracy": float(np.mean(keras.argmax(1) == labels))}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        row["float"] = litert_file(arm, model, convert(model, kernels="float", batch_size=1), inputs, keras, labels,
+                                   args.invokes)
+        try:
+            int8 = convert(model, kernels="int8", batch_size=1,
+                           representative_data=zoo.samples.calibration_samples(name)[0])
+        except ValueError as error:  # the int8 target names the layer it cannot lower
+            row["int8"] = {"error": str(error)}
+        else:
+            row["int8"] = litert_file(arm, model, int8, inputs, keras, labels, args.invokes)
+    if args.lce_runner:
+        row["lce"] = lce_file(arm, args.lce_runner, model, inputs, keras, args.invokes)
+    row["ratios"] = _ratios(row)
+    row["seconds"] = round(time.perf_counter() - start, 1)
+    return row
+
+
+def _ratios(row: dict[str, Any]) -> dict[str, float]:
+    """Instructions per inference over LCE's (its faster kernel), > 1 when the LCE file takes fewer."""
+    if "lce" not in row:
+        return {}
+    lce = min(row["lce"]["instructions"].values())
+    ratios = {"float_over_lce": round(row["float"]["instructions"] / lce, 3)}
+    if "instructions" in row["int8"]:
+        ratios["int8_over_lce"] = round(row["int8"]["instructions"] / lce, 3)
+    return ratios
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    header = f"{'model':<32}{'file':<14}{'agreement':>10}{'max|diff|':>11}{'= x86':>7}{'M insns':>10}"
+    lines = [header, "-" * len(header)]
+    for row in rows:
+        lines.append(f"{row['name']:<32}{'keras':<14}{'':>10}  accuracy {row['keras_accuracy']:.2%} on "
+                     f"{row['examples']} samples")
+        for kind in ("float", "int8"):
+            result = row[kind]
+            if "error" in result:
+                lines.append(f"{'':<32}{kind:<14}  not lowered: {result['error'][:80]}")
+                continue
+            lines.append(f"{'':<32}{kind + ' litert':<14}{result['agreement']:>10.2%}{result['max_abs_diff']:>11.2g}"
+                         f"{'yes' if result['bit_exact_vs_x86'] else 'no':>7}{result['instructions'] / 1e6:>10.3f}")
+        if "lce" in row:
+            for kernel in ("default", "indirect"):
+                result = row["lce"][kernel]
+                lines.append(f"{'':<32}{'lce ' + kernel:<14}{result['agreement']:>10.2%}"
+                             f"{result['max_abs_diff']:>11.2g}{'':>7}"
+                             f"{row['lce']['instructions'][kernel] / 1e6:>10.3f}")
+        if row["ratios"]:
+            lines.append(f"{'':<32}ratios: " + ", ".join(f"{k} {v}" for k, v in row["ratios"].items()))
+    lines.append("agreement: top-1 with Keras; = x86: outputs equal x86 LiteRT's bit for bit; instructions: a proxy "
+                 "(no caches, no stalls, NEON counts one)")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    names = zoo.list_models(pretrained=True)
+    parser.add_argument("--models", nargs="+", default=names, choices=names)
+    parser.add_argument("--examples", type=int, default=200, help="test samples per image or sentence model")
+    parser.add_argument("--text-steps", type=int, default=100, help="characters for the language model")
+    parser.add_argument("--invokes", type=int, default=10, help="invokes counted after the warm-up")
+    parser.add_argument("--cpu", default="cortex-a72", help="QEMU CPU model (cortex-a72: Raspberry Pi 4)")
+    parser.add_argument("--lce-runner", help="an aarch64 LCE runner program (not built by this repository)")
+    parser.add_argument("--output", default=str(RESULTS / "arm.json"))
+    args = parser.parse_args(argv)
+    arm = Aarch64(cpu=args.cpu)
+    arm.check()
+    qemu = subprocess.run(["qemu-aarch64", "--version"], capture_output=True, text=True).stdout.splitlines()[0]
+    result: dict[str, Any] = {
+        "command": "python benchmarks/arm.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "machine": machine_info(), "qemu": f"{qemu}; -cpu {args.cpu}",
+        "method": METHOD.format(cpu=args.cpu, invokes=args.invokes), "models": []}
+    for name in args.models:
+        result["models"].append(measure_model(arm, name, args))
+        print(table(result["models"][-1:]), flush=True)
+        pathlib.Path(args.output).write_text(json.dumps(result, indent=2) + "\n")
+    print(table(result["models"]))
+    print(f"wrote {args.output}")
+    return result
+
+
+if __name__ == "__main__":
+    main()
