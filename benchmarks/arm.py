@@ -37,16 +37,16 @@ import keras_bnn.zoo as zoo
 import numpy as np
 import tensorflow as tf
 from keras_bnn.tflite import convert
-from keras_bnn.tflite.emulation import Aarch64
+from keras_bnn.tflite.emulation import CPUS, Aarch64
 from keras_bnn.tflite.runtimes import open_runtime, positions_by_name
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from _machine import RESULTS, machine_info  # noqa: E402
 
 METHOD = ("aarch64 instructions per inference at batch 1, 1 thread: QEMU TCG 'insn' plugin (inline) under "
-          "qemu-aarch64 -cpu {cpu}; (count after 1 warm-up + {invokes} invokes - count after the warm-up alone) / "
-          "{invokes}. A proxy: no caches, no memory stalls, a NEON instruction counts as one; emulated time is not "
-          "reported.")
+          "qemu-aarch64 -cpu {cpu} ('instructions'; 'instructions_by_cpu': the same on other CPU models); (count "
+          "after 1 warm-up + {invokes} invokes - count after the warm-up alone) / {invokes}. A proxy: no caches, "
+          "no memory stalls, a NEON instruction counts as one; emulated time is not reported.")
 
 
 def _first_output(outputs: Sequence[np.ndarray], details, position: int) -> np.ndarray:
@@ -61,9 +61,8 @@ def _compare(outputs: np.ndarray, reference: np.ndarray) -> dict[str, Any]:
             "max_abs_diff": float(np.abs(outputs - reference).max())}
 
 
-def litert_file(arm: Aarch64, model: tf.keras.Model, flatbuffer: bytes, inputs: list[np.ndarray],
-                keras: np.ndarray, labels: np.ndarray, invokes: int) -> dict[str, Any]:
-    """One float or int8 file: aarch64 LiteRT against x86 LiteRT and Keras, and its instructions per inference."""
+def _x86_and_arm(arm: Aarch64, model: tf.keras.Model, flatbuffer: bytes, inputs: list[np.ndarray]):
+    """The model's first output on every sample, in x86 LiteRT and in aarch64 LiteRT; and the samples."""
     x86 = open_runtime(flatbuffer, "litert")
     order = positions_by_name(x86.inputs, model.input_names)
     output = positions_by_name(x86.outputs, model.output_names, "outputs")[0] if len(model.outputs) > 1 else 0
@@ -73,16 +72,38 @@ def litert_file(arm: Aarch64, model: tf.keras.Model, flatbuffer: bytes, inputs: 
         for x, position in zip(inputs, order):
             arranged[position] = x[index:index + 1].astype(x86.inputs[position].dtype)
         samples.append(arranged)
-    x86_outputs = np.concatenate([_first_output(x86.run(sample), x86.outputs, output).reshape(1, -1)
-                                  for sample in samples])
-    arm_outputs = np.concatenate([_first_output(result, x86.outputs, output).reshape(1, -1)
-                                  for result in arm.run_samples(flatbuffer, samples)])
-    versus_keras = _compare(arm_outputs, keras)
-    return {"bytes": len(flatbuffer), "accuracy": float(np.mean(arm_outputs.argmax(1) == labels)),
+    on_x86 = np.concatenate([_first_output(x86.run(sample), x86.outputs, output).reshape(1, -1)
+                             for sample in samples])
+    on_arm = np.concatenate([_first_output(result, x86.outputs, output).reshape(1, -1)
+                             for result in arm.run_samples(flatbuffer, samples)])
+    return on_x86, on_arm, samples
+
+
+def litert_file(arm: Aarch64, boards: list[Aarch64], model: tf.keras.Model, flatbuffer: bytes,
+                inputs: list[np.ndarray], keras: np.ndarray, labels: np.ndarray, invokes: int) -> dict[str, Any]:
+    """One float or int8 file: aarch64 LiteRT against x86 LiteRT and Keras, and its instructions per inference."""
+    on_x86, on_arm, samples = _x86_and_arm(arm, model, flatbuffer, inputs)
+    versus_keras = _compare(on_arm, keras)
+    return {"bytes": len(flatbuffer), "accuracy": float(np.mean(on_arm.argmax(1) == labels)),
             "agreement": versus_keras["agreement"], "max_abs_diff": versus_keras["max_abs_diff"],
-            "bit_exact_vs_x86": bool(np.array_equal(arm_outputs, x86_outputs)),
-            "max_abs_diff_vs_x86": float(np.abs(arm_outputs - x86_outputs).max()),
-            "instructions": arm.instructions_per_inference(flatbuffer, samples[0], invokes=invokes)}
+            "bit_exact_vs_x86": bool(np.array_equal(on_arm, on_x86)),
+            "max_abs_diff_vs_x86": float(np.abs(on_arm - on_x86).max()),
+            "instructions": arm.instructions_per_inference(flatbuffer, samples[0], invokes=invokes),
+            "instructions_by_cpu": {board.cpu: board.instructions_per_inference(flatbuffer, samples[0],
+                                                                                invokes=invokes) for board in boards}}
+
+
+def before_softmax(arm: Aarch64, model: tf.keras.Model, inputs: list[np.ndarray], **int8_options) -> dict | None:
+    """For a classifier ending in a softmax: its int8 file without the softmax, aarch64 against x86 (LiteRT runs
+    an int8 SOFTMAX with its own kernel, outside XNNPACK)."""
+    last = model.layers[-1]
+    if not (isinstance(last, tf.keras.layers.Activation) and last.activation is tf.keras.activations.softmax):
+        return None
+    logits = tf.keras.Model(model.inputs, model.layers[-2].output)
+    on_x86, on_arm, _ = _x86_and_arm(arm, logits, convert(logits, kernels="int8", batch_size=1, **int8_options),
+                                     inputs)
+    return {"bit_exact_vs_x86": bool(np.array_equal(on_arm, on_x86)),
+            "max_abs_diff_vs_x86": float(np.abs(on_arm - on_x86).max())}
 
 
 def _lce_run(arm: Aarch64, runner: str, folder: pathlib.Path, flatbuffer: bytes, inputs: list[np.ndarray],
@@ -105,7 +126,7 @@ def _lce_run(arm: Aarch64, runner: str, folder: pathlib.Path, flatbuffer: bytes,
     return [np.load(path) for path in results]
 
 
-def lce_file(arm: Aarch64, runner: str, model: tf.keras.Model, inputs: list[np.ndarray],
+def lce_file(arm: Aarch64, boards: list[Aarch64], runner: str, model: tf.keras.Model, inputs: list[np.ndarray],
              keras: np.ndarray, invokes: int) -> dict[str, Any]:
     """The LCE file on aarch64 LCE: every sample at batch 1, then instructions per inference per kernel."""
     with warnings.catch_warnings():
@@ -114,7 +135,8 @@ def lce_file(arm: Aarch64, runner: str, model: tf.keras.Model, inputs: list[np.n
     x86 = open_runtime(flatbuffer, "lce")
     order = positions_by_name(x86.inputs, model.input_names)
     output = positions_by_name(x86.outputs, model.output_names, "outputs")[0] if len(model.outputs) > 1 else 0
-    row: dict[str, Any] = {"bytes": len(flatbuffer), "instructions": {}}
+    row: dict[str, Any] = {"bytes": len(flatbuffer), "instructions": {},
+                           "instructions_by_cpu": {board.cpu: {} for board in boards}}
     with tempfile.TemporaryDirectory(prefix="keras-bnn-arm-") as temporary:
         folder = pathlib.Path(temporary)
         for kernel in ("default", "indirect"):
@@ -129,12 +151,15 @@ def lce_file(arm: Aarch64, runner: str, model: tf.keras.Model, inputs: list[np.n
             row[kernel] = _compare(np.concatenate(rows), keras)
             row["instructions"][kernel] = _lce_run(arm, runner, folder, flatbuffer, first, len(x86.outputs),
                                                    kernel, invokes, count=True)
+            for board in boards:
+                row["instructions_by_cpu"][board.cpu][kernel] = _lce_run(
+                    board, runner, folder, flatbuffer, first, len(x86.outputs), kernel, invokes, count=True)
     row["agreement"] = min(row[kernel]["agreement"] for kernel in ("default", "indirect"))
     row["max_abs_diff"] = max(row[kernel]["max_abs_diff"] for kernel in ("default", "indirect"))
     return row
 
 
-def measure_model(arm: Aarch64, name: str, args: argparse.Namespace) -> dict[str, Any]:
+def measure_model(arm: Aarch64, boards: list[Aarch64], name: str, args: argparse.Namespace) -> dict[str, Any]:
     start = time.perf_counter()
     language_model = zoo.entry(name).task == "language_modeling"
     inputs, labels = zoo.samples.test_samples(name, args.text_steps if language_model else args.examples)
@@ -145,17 +170,18 @@ def measure_model(arm: Aarch64, name: str, args: argparse.Namespace) -> dict[str
                            "keras_accuracy": float(np.mean(keras.argmax(1) == labels))}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        row["float"] = litert_file(arm, model, convert(model, kernels="float", batch_size=1), inputs, keras, labels,
-                                   args.invokes)
+        flat = convert(model, kernels="float", batch_size=1)
+        row["float"] = litert_file(arm, boards, model, flat, inputs, keras, labels, args.invokes)
+        calibration = {"representative_data": zoo.samples.calibration_samples(name)[0]}
         try:
-            int8 = convert(model, kernels="int8", batch_size=1,
-                           representative_data=zoo.samples.calibration_samples(name)[0])
+            int8 = convert(model, kernels="int8", batch_size=1, **calibration)
         except ValueError as error:  # the int8 target names the layer it cannot lower
             row["int8"] = {"error": str(error)}
         else:
-            row["int8"] = litert_file(arm, model, int8, inputs, keras, labels, args.invokes)
+            row["int8"] = litert_file(arm, boards, model, int8, inputs, keras, labels, args.invokes)
+            row["int8"]["before_softmax"] = before_softmax(arm, model, inputs, **calibration)
     if args.lce_runner:
-        row["lce"] = lce_file(arm, args.lce_runner, model, inputs, keras, args.invokes)
+        row["lce"] = lce_file(arm, boards, args.lce_runner, model, inputs, keras, args.invokes)
     row["ratios"] = _ratios(row)
     row["seconds"] = round(time.perf_counter() - start, 1)
     return row
@@ -173,7 +199,10 @@ def _ratios(row: dict[str, Any]) -> dict[str, float]:
 
 
 def table(rows: list[dict[str, Any]]) -> str:
-    header = f"{'model':<32}{'file':<14}{'agreement':>10}{'max|diff|':>11}{'= x86':>7}{'M insns':>10}"
+    cpus = sorted({cpu for row in rows for kind in ("float", "int8")
+                   for cpu in row[kind].get("instructions_by_cpu", {})})
+    header = (f"{'model':<32}{'file':<14}{'agreement':>10}{'max|diff|':>11}{'= x86':>7}{'M insns':>10}"
+              + "".join(f"{cpu[-3:] + ' M':>10}" for cpu in cpus))
     lines = [header, "-" * len(header)]
     for row in rows:
         lines.append(f"{row['name']:<32}{'keras':<14}{'':>10}  accuracy {row['keras_accuracy']:.2%} on "
@@ -184,17 +213,28 @@ def table(rows: list[dict[str, Any]]) -> str:
                 lines.append(f"{'':<32}{kind:<14}  not lowered: {result['error'][:80]}")
                 continue
             lines.append(f"{'':<32}{kind + ' litert':<14}{result['agreement']:>10.2%}{result['max_abs_diff']:>11.2g}"
-                         f"{'yes' if result['bit_exact_vs_x86'] else 'no':>7}{result['instructions'] / 1e6:>10.3f}")
+                         f"{'yes' if result['bit_exact_vs_x86'] else 'no':>7}{result['instructions'] / 1e6:>10.3f}"
+                         + "".join(f"{result['instructions_by_cpu'].get(cpu, float('nan')) / 1e6:>10.3f}"
+                                   for cpu in cpus))
+            if result.get("before_softmax"):
+                exact = result["before_softmax"]
+                lines.append(f"{'':<32}{'  (no softmax)':<14}{'':>10}{'':>11}"
+                             f"{'yes' if exact['bit_exact_vs_x86'] else 'no':>7}   (max |diff| vs x86 "
+                             f"{exact['max_abs_diff_vs_x86']:.2g})")
         if "lce" in row:
+            by_cpu = row["lce"]["instructions_by_cpu"]
             for kernel in ("default", "indirect"):
                 result = row["lce"][kernel]
                 lines.append(f"{'':<32}{'lce ' + kernel:<14}{result['agreement']:>10.2%}"
                              f"{result['max_abs_diff']:>11.2g}{'':>7}"
-                             f"{row['lce']['instructions'][kernel] / 1e6:>10.3f}")
+                             f"{row['lce']['instructions'][kernel] / 1e6:>10.3f}"
+                             + "".join(f"{by_cpu.get(cpu, {}).get(kernel, float('nan')) / 1e6:>10.3f}"
+                                       for cpu in cpus))
         if row["ratios"]:
             lines.append(f"{'':<32}ratios: " + ", ".join(f"{k} {v}" for k, v in row["ratios"].items()))
-    lines.append("agreement: top-1 with Keras; = x86: outputs equal x86 LiteRT's bit for bit; instructions: a proxy "
-                 "(no caches, no stalls, NEON counts one)")
+    lines.append("agreement: top-1 with Keras; = x86: outputs equal x86 LiteRT's bit for bit; M insns: millions of "
+                 "instructions per inference on the main CPU model, then on the others (a proxy: no caches, no "
+                 "stalls, NEON counts one)")
     return "\n".join(lines)
 
 
@@ -205,19 +245,24 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--examples", type=int, default=200, help="test samples per image or sentence model")
     parser.add_argument("--text-steps", type=int, default=100, help="characters for the language model")
     parser.add_argument("--invokes", type=int, default=10, help="invokes counted after the warm-up")
-    parser.add_argument("--cpu", default="cortex-a72", help="QEMU CPU model (cortex-a72: Raspberry Pi 4)")
+    parser.add_argument("--cpu", default="cortex-a72", choices=CPUS,
+                        help="QEMU CPU model of the runs and of 'instructions' (cortex-a72: Raspberry Pi 4)")
+    parser.add_argument("--also-count-on", nargs="*", default=["cortex-a76"], choices=CPUS,
+                        help="other CPU models whose instructions are counted too (cortex-a76: Raspberry Pi 5, "
+                             "with int8 dot-product instructions)")
     parser.add_argument("--lce-runner", help="an aarch64 LCE runner program (not built by this repository)")
     parser.add_argument("--output", default=str(RESULTS / "arm.json"))
     args = parser.parse_args(argv)
     arm = Aarch64(cpu=args.cpu)
     arm.check()
+    boards = [Aarch64(cpu=cpu) for cpu in args.also_count_on if cpu != args.cpu]
     qemu = subprocess.run(["qemu-aarch64", "--version"], capture_output=True, text=True).stdout.splitlines()[0]
     result: dict[str, Any] = {
         "command": "python benchmarks/arm.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "machine": machine_info(), "qemu": f"{qemu}; -cpu {args.cpu}",
         "method": METHOD.format(cpu=args.cpu, invokes=args.invokes), "models": []}
     for name in args.models:
-        result["models"].append(measure_model(arm, name, args))
+        result["models"].append(measure_model(arm, boards, name, args))
         print(table(result["models"][-1:]), flush=True)
         pathlib.Path(args.output).write_text(json.dumps(result, indent=2) + "\n")
     print(table(result["models"]))

@@ -1,19 +1,19 @@
-"""The int8 target on the zoo's image models: agreement with Keras in three runtimes, size, TFLite Micro arena.
+"""The int8 target's variants on the zoo's image models: agreement with Keras, size, TFLite Micro arena, signs.
 
 For each pretrained image model, on the FULL test split (10,000 images), one run measures, for every variant of
 the int8 file (``head="int8"``: every op int8; ``head="float"``: exact/float32 logits; for the models with a real
 first layer also ``weight_digits=8``):
 
-- Keras test accuracy, and per runtime (LiteRT with XNNPACK, ``tf.lite.Interpreter``, TFLite Micro): accuracy,
-  top-1 agreement with Keras, max |difference| of the output probabilities;
+- Keras test accuracy, and per runtime (LiteRT with XNNPACK by default; ``tf.lite.Interpreter``, TFLite Micro on
+  request): accuracy, top-1 agreement with Keras, max |difference| of the output probabilities;
 - flatbuffer bytes against the ideal (one byte per binary weight + every real parameter at its stored width,
   float32 here) and the LCE flatbuffer's bytes for comparison;
 - TFLite Micro's arena bytes (RAM) and which ops XNNPACK runs;
 - where the int8 file's signs differ from Keras' (the real layers' effect, measured apart): the signs entering
   the first binary layer (after the real stem), and for Bi-Real Net the signs of each block's real int8 output.
 
-Calibration uses the first 500 training images. Run (about half an hour on this machine, mostly TFLite Micro):
-``nice .venv/bin/python benchmarks/int8_target.py`` (writes benchmarks/results/int8_target.json).
+Calibration uses the first 500 training images. Run: ``nice .venv/bin/python benchmarks/int8_target.py`` (writes
+benchmarks/results/int8_target.json; ``--runtimes litert tflite tflm`` for all three, mostly TFLite Micro's time).
 """
 
 from __future__ import annotations
@@ -80,13 +80,13 @@ def sign_agreement(model, flatbuffer: bytes, images: np.ndarray, taps) -> dict[s
     return {layer: float(equal[j] / len(images)) for j, (layer, _) in enumerate(taps)}
 
 
-def measure_file(model, flatbuffer, images, labels, keras_probabilities) -> dict:
+def measure_file(model, flatbuffer, images, labels, keras_probabilities, runtimes) -> dict:
     keras_top = keras_probabilities.argmax(axis=1)
     result = {"bytes": len(flatbuffer), "tflm_arena_bytes": tflm_arena_bytes(flatbuffer, images[:1]),
               "runtimes": {}}
     delegated, left = open_runtime(flatbuffer, "litert").xnnpack_delegated_ops()
     result["xnnpack"] = {"delegated_ops": len(delegated), "builtin_ops": sorted(set(left))}
-    for runtime in RUNTIMES:
+    for runtime in runtimes:
         probabilities = run(flatbuffer, images, runtime)[0]
         top = probabilities.argmax(axis=1)
         result["runtimes"][runtime] = {
@@ -99,7 +99,7 @@ def measure_file(model, flatbuffer, images, labels, keras_probabilities) -> dict
     return result
 
 
-def measure_model(name: str, examples: int) -> dict:
+def measure_model(name: str, examples: int, runtimes) -> dict:
     model = zoo.get(name, pretrained=True, batch_size=1)
     dataset = zoo.entry(name).dataset
     calibration, _ = load_split(dataset, "train[:500]")
@@ -115,7 +115,7 @@ def measure_model(name: str, examples: int) -> dict:
     for variant, options in variants.items():
         print(f"  {name} [{variant}]", flush=True)
         flatbuffer = convert_int8(model, representative_data=calibration, **options)
-        result = measure_file(model, flatbuffer, images, labels, keras_probabilities)
+        result = measure_file(model, flatbuffer, images, labels, keras_probabilities, runtimes)
         result["options"] = options
         result["bytes_vs_ideal"] = round(len(flatbuffer) / ideal, 3)
         if name in SIGN_TAPS and "head" not in options:
@@ -129,12 +129,16 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
     parser.add_argument("--examples", type=int, default=10_000, help="test images (default: the full split)")
+    parser.add_argument("--runtimes", nargs="+", default=["litert"], choices=RUNTIMES,
+                        help="runtimes each variant runs in (benchmarks/portable.py runs the default file in all)")
     parser.add_argument("--output", default=str(RESULTS / "int8_target.json"))
     args = parser.parse_args(argv)
     models = []
     for name in args.models:
-        models.append(measure_model(name, args.examples))
-        pathlib.Path(args.output).write_text(json.dumps({"machine": machine_info(), "models": models}, indent=2))
+        models.append(measure_model(name, args.examples, args.runtimes))
+        command = "python benchmarks/int8_target.py " + " ".join(argv if argv is not None else sys.argv[1:])
+        pathlib.Path(args.output).write_text(json.dumps({"command": command, "machine": machine_info(),
+                                                         "models": models}, indent=2) + "\n")
     print(f"wrote {args.output}")
 
 

@@ -19,14 +19,23 @@ Run (about an hour here, mostly TFLite Micro's reference kernels):
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import pathlib
+import re
 import sys
+import tempfile
 import time
+import types
+import warnings
+from typing import Iterator
 
 import keras_bnn  # noqa: F401  (first: selects tf-keras)
 import keras_bnn.zoo as zoo
+from keras_bnn.tflite import convert
 from keras_bnn.tflite.bench import format_table, measure
+from keras_bnn.tflite.runtimes import open_runtime, positions_by_name
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from _machine import RESULTS, machine_info  # noqa: E402
@@ -34,12 +43,50 @@ from _machine import RESULTS, machine_info  # noqa: E402
 FULL_SPLIT = 1_000_000  # more than any split: every example
 
 
+@contextlib.contextmanager
+def captured_output() -> Iterator[types.SimpleNamespace]:
+    """What native code writes to file descriptors 1 and 2 inside the block (TFLite Micro reports there)."""
+    capture = types.SimpleNamespace(text="")
+    sys.stdout.flush(), sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    with tempfile.TemporaryFile() as file:
+        os.dup2(file.fileno(), 1), os.dup2(file.fileno(), 2)
+        try:
+            yield capture
+        finally:
+            os.dup2(saved[0], 1), os.dup2(saved[1], 2)
+            for fd in saved:
+                os.close(fd)
+            file.seek(0)
+            capture.text = file.read().decode(errors="replace")
+
+
+def float_in_tflm(model, inputs: list) -> str:
+    """Whether TFLite Micro runs the model's float file (for the models the int8 target cannot lower)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        flatbuffer = convert(model, kernels="float", batch_size=1)
+    try:
+        with captured_output() as capture:
+            runtime = open_runtime(flatbuffer, "tflm")
+            arranged: list = [None] * len(inputs)
+            for x, position in zip(inputs, positions_by_name(runtime.inputs, model.input_names)):
+                arranged[position] = x[:1].astype(runtime.inputs[position].dtype)
+            runtime.run(arranged)
+    except (RuntimeError, ValueError) as error:
+        missing = sorted(set(re.findall(r"Didn't find op for builtin opcode '(\w+)'", capture.text)))
+        return f"refused: {error}" + (f" (no kernel for {', '.join(missing)})" if missing else "")
+    return "ran"
+
+
 def measure_model(name: str, examples: int, text_steps: int, runs: int) -> dict:
     examples = text_steps if zoo.entry(name).task == "language_modeling" else examples
     inputs, labels = zoo.samples.test_samples(name, examples)
+    model = zoo.samples.deployment_model(name)
     start = time.perf_counter()
-    row = measure(zoo.samples.deployment_model(name), inputs, labels,
-                  representative_data=zoo.samples.calibration_samples(name)[0], runs=runs)
+    row = measure(model, inputs, labels, representative_data=zoo.samples.calibration_samples(name)[0], runs=runs)
+    if "error" in row["int8"]:
+        row["float"]["tflm"] = float_in_tflm(model, inputs)
     return {"name": name, "split": zoo.entry(name).pretrained.test_split, **row,
             "seconds": round(time.perf_counter() - start, 1)}
 

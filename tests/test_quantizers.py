@@ -10,6 +10,7 @@ import pytest
 import tensorflow as tf
 from keras_bnn import quantizers
 from keras_bnn.quantizers import ElasticSign, LearnableThresholdSign, StochasticSign
+from keras_bnn.quantizers import signs
 
 OURS = {
     "stochastic_sign": StochasticSign,
@@ -73,10 +74,10 @@ def test_registering_an_existing_larq_alias_is_refused():
         pass
 
     with pytest.raises(ValueError, match="'ste_sign' is already registered"):
-        quantizers._register("ste_sign")(Impostor)
+        signs._register("ste_sign")(Impostor)
     SteSign = type("SteSign", (lq.quantizers.Quantizer,), {})  # same class name as larq's
     with pytest.raises(ValueError, match="'SteSign' is already registered"):
-        quantizers._register("impostor_sign")(SteSign)
+        signs._register("impostor_sign")(SteSign)
     objects = tf.keras.utils.get_custom_objects()
     assert objects["ste_sign"] is lq.quantizers.SteSign and objects["SteSign"] is lq.quantizers.SteSign
     assert "impostor_sign" not in objects

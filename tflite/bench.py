@@ -184,6 +184,8 @@ def format_table(rows: Sequence[dict[str, Any]]) -> str:
         flat = row["float"]
         lines.append(f"{'':<32}{'float litert':<14}{_percent(flat['accuracy']):>10}{_percent(flat['agreement']):>11}"
                      f"{flat['max_abs_diff']:>11.2g}{flat['bytes']:>12,}{'':>9}{flat['latency_ms']:>10.3f}")
+        if "tflm" in flat:
+            lines.append(f"{'':<32}{'float tflm':<14}  {flat['tflm']}")
         lines.append(f"{'':<32}ratios: " + ", ".join(f"{key} {value}" for key, value in row["ratios"].items()))
     lines.append("latency: median at batch 1, 1 thread on this machine (x86: LCE has only portable kernels here); "
                  "compare ratios within one run")

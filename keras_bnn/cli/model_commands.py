@@ -127,8 +127,11 @@ def _convert(args: argparse.Namespace) -> int:
             file.write(result.flatbuffer)
     except OSError as error:
         raise CommandError(f"cannot write {args.output!r}: {one_line(error)}") from error
-    print(f"wrote {args.output} ({len(result.flatbuffer):,} bytes; {len(result.not_bitpacked)} binary layer(s) not "
-          "bitpacked)")
+    if args.kernels == "lce":
+        detail = f"{len(result.not_bitpacked)} binary layer(s) not bitpacked"
+    else:
+        detail = "TFLite builtin int8 ops only" if args.kernels == "int8" else "stock TFLite float ops"
+    print(f"wrote {args.output} ({len(result.flatbuffer):,} bytes; {detail})")
     if args.report:
         print(result)
     return EXIT_OK

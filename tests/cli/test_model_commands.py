@@ -109,6 +109,7 @@ def test_convert_a_zoo_model_to_int8_gives_builtin_ops_only(tmp_path, capsys):
                  "--report"]) == 0
     out = capsys.readouterr().out
     assert "LceBconv2d" not in out and "CONV_2D" in out and "about 8x its 1-bit ideal" in out
+    assert "TFLite builtin int8 ops only" in out and "not bitpacked" not in out.splitlines()[0]
     from keras_bnn.tflite.flatbuffer import read_flatbuffer
 
     assert read_flatbuffer(output).custom_op_types() == set()

@@ -12,9 +12,9 @@ import tensorflow as tf
 
 from keras_bnn.zoo.models._building import (
     MNIST_LICENSE,
-    batch_norm,
     MNIST_SHAPE,
     PIXELS,
+    batch_norm,
     check_head_args,
     finish,
     license_text,
@@ -27,7 +27,6 @@ from keras_bnn.zoo.registry import Pretrained, ZooEntry, register
 from keras_bnn.zoo.training.recipes import ImageRecipe
 
 __all__ = ["binarynet_mlp"]
-
 
 
 def binarynet_mlp(*, input_shape: tuple[int, ...] = MNIST_SHAPE, num_classes: int = 10, include_top: bool = True,
