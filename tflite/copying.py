@@ -16,6 +16,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 
@@ -32,12 +33,41 @@ def _plain_function(value) -> bool:
     return inspect.isfunction(value) or inspect.isbuiltin(value) or isinstance(value, functools.partial)
 
 
+def _stand_in(x):
+    """Serialized in place of a function Keras cannot serialize (its name is all that is written)."""
+    return x
+
+
+@contextlib.contextmanager
+def _functions_stood_in(layer: tf.keras.layers.Layer, names: list[str]):
+    """The layer's plain-function attributes `names` set to `_stand_in` for the block, then put back."""
+    saved = {name: vars(layer)[name] for name in names}
+    try:
+        for name in names:
+            object.__setattr__(layer, name, _stand_in)
+        yield
+    finally:
+        for name, value in saved.items():
+            object.__setattr__(layer, name, value)
+
+
 def layer_config(layer: tf.keras.layers.Layer) -> dict:
-    """``layer.get_config()`` with each entry whose attribute is a plain function replaced by that function."""
+    """``layer.get_config()`` with each entry whose attribute is a plain function replaced by that function.
+
+    Keras cannot serialize a lambda whose source it cannot read (one typed at the interactive prompt or made by
+    ``eval``): its config is then taken with such functions stood in for, and the functions put in after.
+    """
+    functions = [name for name, value in vars(layer).items() if _plain_function(value)]
     try:
         config = layer.get_config()
     except NotImplementedError as error:
         raise CannotCopy(f"layer {layer.name!r} ({type(layer).__name__}) has no get_config()") from error
+    except OSError as error:  # tf-keras reads a lambda's source while serializing it
+        if not functions:
+            raise CannotCopy(f"layer {layer.name!r} ({type(layer).__name__}): get_config() failed: {error}") \
+                from error
+        with _functions_stood_in(layer, functions):
+            config = layer.get_config()
     for key in config:
         value = getattr(layer, key, None)
         if _plain_function(value):
