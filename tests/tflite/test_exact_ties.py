@@ -52,6 +52,8 @@ def _stack(specs: list[dict], channels: int, seed: int) -> tf.keras.Model:
     inputs = tf.keras.Input((8, 8, channels), batch_size=1)
     x = inputs
     for index, spec in enumerate(specs):
+        if not spec["same"] and x.shape[1] < spec["kernel"]:  # no room for a VALID convolution: pad instead
+            spec = {**spec, "same": True}
         x = _conv(spec, index)(x)
         if spec["pool"] and x.shape[1] >= 2:
             x = tf.keras.layers.MaxPool2D(2)(x)
