@@ -40,9 +40,6 @@ from keras_bnn.tflite.runtimes import open_runtime, positions_by_name
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from _machine import RESULTS, machine_info  # noqa: E402
 
-FULL_SPLIT = 1_000_000  # more than any split: every example
-
-
 @contextlib.contextmanager
 def captured_output() -> Iterator[types.SimpleNamespace]:
     """What native code writes to file descriptors 1 and 2 inside the block (TFLite Micro reports there)."""
@@ -79,7 +76,7 @@ def float_in_tflm(model, inputs: list) -> str:
     return "ran"
 
 
-def measure_model(name: str, examples: int, text_steps: int, runs: int) -> dict:
+def measure_model(name: str, examples: int | None, text_steps: int, runs: int) -> dict:
     examples = text_steps if zoo.entry(name).task == "language_modeling" else examples
     inputs, labels = zoo.samples.test_samples(name, examples)
     model = zoo.samples.deployment_model(name)
@@ -95,7 +92,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=zoo.list_models(pretrained=True),
                         choices=zoo.list_models(pretrained=True))
-    parser.add_argument("--examples", type=int, default=FULL_SPLIT, help="test samples per model (default: all)")
+    parser.add_argument("--examples", type=int, default=None, help="test samples per model (default: all)")
     parser.add_argument("--text-steps", type=int, default=2000, help="characters of the language model's test text")
     parser.add_argument("--runs", type=int, default=300, help="timed invocations per latency (median)")
     parser.add_argument("--output", default=str(RESULTS / "portable.json"))

@@ -33,13 +33,14 @@ def deployment_model(name: str, batch_size: int | None = 1) -> tf.keras.Model:
     return get(name, pretrained=True, batch_size=batch_size)
 
 
-def _language_model_samples(name: str, split: str, examples: int) -> tuple[list[np.ndarray], np.ndarray]:
+def _language_model_samples(name: str, split: str, examples: int | None) -> tuple[list[np.ndarray], np.ndarray]:
     """(token, state before it) pairs along the split's text, the state carried by the Keras step model."""
     import keras_bnn.datasets
     from keras_bnn.text import KerasStepper
     from keras_bnn.zoo.tokenizers import tokenizer
 
-    ids = tokenizer(name).encode(keras_bnn.datasets.load_text(entry(name).dataset, split)[:examples + 1])
+    text = keras_bnn.datasets.load_text(entry(name).dataset, split)
+    ids = tokenizer(name).encode(text if examples is None else text[:examples + 1])
     stepper = KerasStepper(deployment_model(name))
     tokens, states = [], []
     for token in ids[:-1]:
@@ -49,9 +50,11 @@ def _language_model_samples(name: str, split: str, examples: int) -> tuple[list[
     return [np.asarray(tokens, np.int32), np.asarray(states, np.float32)], ids[1:].astype(np.int64)
 
 
-def _samples(name: str, split: str, examples: int) -> tuple[list[np.ndarray], np.ndarray]:
+def _samples(name: str, split: str, examples: int | None) -> tuple[list[np.ndarray], np.ndarray]:
     import keras_bnn.datasets
 
+    if examples is not None and examples < 1:
+        raise ValueError(f"examples must be a positive number of samples or None (the whole split), got {examples}")
     found = entry(name)
     if found.task == "language_modeling":
         return _language_model_samples(name, split, examples)
@@ -60,13 +63,13 @@ def _samples(name: str, split: str, examples: int) -> tuple[list[np.ndarray], np
 
         sentences, labels = keras_bnn.datasets.load_sentences(found.dataset, split)
         return [tokenizer(name)(sentences[:examples])], labels[:examples]
-    images, labels = keras_bnn.datasets.load_images(found.dataset, f"{split}[:{examples}]")
+    images, labels = keras_bnn.datasets.load_images(found.dataset, split if examples is None else f"{split}[:{examples}]")
     return [images], labels
 
 
-def test_samples(name: str, examples: int) -> tuple[list[np.ndarray], np.ndarray]:
-    """The first `examples` of the card's test split as inputs of :func:`deployment_model` (one array per input),
-    and their true classes (a language model: the next character)."""
+def test_samples(name: str, examples: int | None) -> tuple[list[np.ndarray], np.ndarray]:
+    """The first `examples` (None: all) of the card's test split as inputs of :func:`deployment_model` (one array
+    per input), and their true classes (a language model: the next character)."""
     return _samples(name, entry(name).pretrained.test_split, examples)
 
 

@@ -25,3 +25,15 @@ def test_language_model_samples_carry_the_state_along_the_text():
     (tokens, states), labels = zoo.samples.test_samples("binary_gru_lm.tiny_shakespeare", 6)
     assert np.all(states[0] == 0) and not np.all(states[1] == 0)  # the text starts from a zero state
     assert tokens[1:, 0].tolist() == labels[:-1].tolist()  # each label is the next token
+
+
+@pytest.mark.parametrize("name", ["binary_cnn.mnist", "binary_transformer.sst2"])
+def test_none_takes_the_whole_test_split(name):
+    inputs, labels = zoo.samples.test_samples(name, None)
+    assert len(labels) == len(inputs[0]) == zoo.entry(name).pretrained.test_examples
+
+
+@pytest.mark.parametrize("examples", [0, -3])
+def test_a_non_positive_number_of_examples_is_refused(examples):
+    with pytest.raises(ValueError, match="positive number of samples"):
+        zoo.samples.test_samples("binary_cnn.mnist", examples)
