@@ -23,6 +23,7 @@ Run: ``nice .venv/bin/python benchmarks/arm.py [--lce-runner PATH]`` (writes ben
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import pathlib
 import subprocess
@@ -42,6 +43,8 @@ from keras_bnn.tflite.runtimes import open_runtime, positions_by_name
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from _machine import RESULTS, machine_info  # noqa: E402
+
+LCE_RUNNER = "LCE_RUNNER"  # stands for the --lce-runner path in the recorded command
 
 METHOD = ("aarch64 instructions per inference at batch 1, 1 thread: QEMU TCG 'insn' plugin (inline) under "
           "qemu-aarch64 -cpu {cpu} ('instructions'; 'instructions_by_cpu': the same on other CPU models); (count "
@@ -257,10 +260,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     arm.check()
     boards = [Aarch64(cpu=cpu) for cpu in args.also_count_on if cpu != args.cpu]
     qemu = subprocess.run(["qemu-aarch64", "--version"], capture_output=True, text=True).stdout.splitlines()[0]
+    arguments = list(argv if argv is not None else sys.argv[1:])
+    if args.lce_runner:  # the runner lives outside the repository: name it by content, not by this machine's path
+        arguments = [a.replace(args.lce_runner, LCE_RUNNER) for a in arguments]
     result: dict[str, Any] = {
-        "command": "python benchmarks/arm.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": "python benchmarks/arm.py " + " ".join(arguments),
         "machine": machine_info(), "qemu": f"{qemu}; -cpu {args.cpu}",
         "method": METHOD.format(cpu=args.cpu, invokes=args.invokes), "models": []}
+    if args.lce_runner:
+        runner = pathlib.Path(args.lce_runner)
+        result["lce_runner"] = {"name": runner.name, "sha256": hashlib.sha256(runner.read_bytes()).hexdigest()}
     for name in args.models:
         result["models"].append(measure_model(arm, boards, name, args))
         print(table(result["models"][-1:]), flush=True)

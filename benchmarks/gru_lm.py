@@ -9,7 +9,7 @@ is sampled from it and from Keras. ``--ablation-steps N`` also trains a small bi
 gate scale.
 
 Run (in the background, ~35 min on 2 shared cores):
-    nohup nice -n 10 .venv/bin/python benchmarks/gru_lm.py --steps 2000 --ablation-steps 150 > /tmp/gru_lm.log 2>&1 &
+    nohup nice -n 10 .venv/bin/python benchmarks/gru_lm.py --steps 2000 --ablation-steps 150 > gru_lm.log 2>&1 &
 """
 
 from __future__ import annotations
