@@ -39,7 +39,7 @@ import numpy as np
 import tensorflow as tf
 from keras_bnn.tflite import convert
 from keras_bnn.tflite.emulation import CPUS, Aarch64
-from keras_bnn.tflite.runtimes import open_runtime, positions_by_name
+from keras_bnn.tflite.runtimes import arrange, open_runtime, positions_by_name
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from _machine import RESULTS, machine_info  # noqa: E402
@@ -53,10 +53,7 @@ METHOD = ("aarch64 instructions per inference at batch 1, 1 thread: QEMU TCG 'in
 
 
 def _first_output(outputs: Sequence[np.ndarray], details, position: int) -> np.ndarray:
-    output, detail = outputs[position], details[position]
-    if detail.scale is not None and np.issubdtype(output.dtype, np.integer):
-        return (output.astype(np.float64) - detail.zero_point) * detail.scale
-    return np.asarray(output, np.float64)
+    return details[position].real_values(outputs[position])
 
 
 def _compare(outputs: np.ndarray, reference: np.ndarray) -> dict[str, Any]:
@@ -68,13 +65,8 @@ def _x86_and_arm(arm: Aarch64, model: tf.keras.Model, flatbuffer: bytes, inputs:
     """The model's first output on every sample, in x86 LiteRT and in aarch64 LiteRT; and the samples."""
     x86 = open_runtime(flatbuffer, "litert")
     order = positions_by_name(x86.inputs, model.input_names)
-    output = positions_by_name(x86.outputs, model.output_names, "outputs")[0] if len(model.outputs) > 1 else 0
-    samples = []
-    for index in range(len(inputs[0])):
-        arranged: list[Any] = [None] * len(inputs)
-        for x, position in zip(inputs, order):
-            arranged[position] = x[index:index + 1].astype(x86.inputs[position].dtype)
-        samples.append(arranged)
+    output = positions_by_name(x86.outputs, model.output_names, "outputs")[0]
+    samples = [arrange([x[index:index + 1] for x in inputs], order, x86.inputs) for index in range(len(inputs[0]))]
     on_x86 = np.concatenate([_first_output(x86.run(sample), x86.outputs, output).reshape(1, -1)
                              for sample in samples])
     on_arm = np.concatenate([_first_output(result, x86.outputs, output).reshape(1, -1)
@@ -137,7 +129,7 @@ def lce_file(arm: Aarch64, boards: list[Aarch64], runner: str, model: tf.keras.M
         flatbuffer = convert(model, batch_size=1)
     x86 = open_runtime(flatbuffer, "lce")
     order = positions_by_name(x86.inputs, model.input_names)
-    output = positions_by_name(x86.outputs, model.output_names, "outputs")[0] if len(model.outputs) > 1 else 0
+    output = positions_by_name(x86.outputs, model.output_names, "outputs")[0]
     row: dict[str, Any] = {"bytes": len(flatbuffer), "instructions": {},
                            "instructions_by_cpu": {board.cpu: {} for board in boards}}
     with tempfile.TemporaryDirectory(prefix="keras-bnn-arm-") as temporary:
@@ -145,9 +137,7 @@ def lce_file(arm: Aarch64, boards: list[Aarch64], runner: str, model: tf.keras.M
         for kernel in ("default", "indirect"):
             rows, first = [], None
             for index in range(len(inputs[0])):
-                arranged: list[Any] = [None] * len(inputs)
-                for x, position in zip(inputs, order):
-                    arranged[position] = x[index:index + 1].astype(x86.inputs[position].dtype)
+                arranged = arrange([x[index:index + 1] for x in inputs], order, x86.inputs)
                 first = first or arranged
                 result = _lce_run(arm, runner, folder, flatbuffer, arranged, len(x86.outputs), kernel, 0)
                 rows.append(_first_output(result, x86.outputs, output).reshape(1, -1))

@@ -35,7 +35,7 @@ import keras_bnn  # noqa: F401  (first: selects tf-keras)
 import keras_bnn.zoo as zoo
 from keras_bnn.tflite import convert
 from keras_bnn.tflite.bench import format_table, measure
-from keras_bnn.tflite.runtimes import open_runtime, positions_by_name
+from keras_bnn.tflite.runtimes import arrange, open_runtime, positions_by_name
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from _machine import RESULTS, machine_info  # noqa: E402
@@ -66,10 +66,8 @@ def float_in_tflm(model, inputs: list) -> str:
     try:
         with captured_output() as capture:
             runtime = open_runtime(flatbuffer, "tflm")
-            arranged: list = [None] * len(inputs)
-            for x, position in zip(inputs, positions_by_name(runtime.inputs, model.input_names)):
-                arranged[position] = x[:1].astype(runtime.inputs[position].dtype)
-            runtime.run(arranged)
+            runtime.run(arrange([x[:1] for x in inputs], positions_by_name(runtime.inputs, model.input_names),
+                                runtime.inputs))
     except (RuntimeError, ValueError) as error:
         missing = sorted(set(re.findall(r"Didn't find op for builtin opcode '(\w+)'", capture.text)))
         return f"refused: {error}" + (f" (no kernel for {', '.join(missing)})" if missing else "")

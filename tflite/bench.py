@@ -29,7 +29,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_bnn.tflite.converter import convert
-from keras_bnn.tflite.runtimes import Runtime, open_runtime, positions_by_name
+from keras_bnn.tflite.runtimes import Runtime, arrange, open_runtime, positions_by_name
 
 __all__ = ["INT8_RUNTIMES", "format_table", "measure"]
 
@@ -42,13 +42,10 @@ class _Runner:
     def __init__(self, runtime: Runtime, model: tf.keras.Model):
         self.runtime = runtime
         self._inputs = positions_by_name(runtime.inputs, model.input_names, "inputs")
-        self.output = positions_by_name(runtime.outputs, model.output_names, "outputs")[0] if len(model.outputs) > 1 else 0
+        self.output = positions_by_name(runtime.outputs, model.output_names, "outputs")[0]
 
     def run(self, inputs: Sequence[np.ndarray]) -> np.ndarray:
-        arranged: list[Any] = [None] * len(inputs)
-        for x, position in zip(inputs, self._inputs):
-            arranged[position] = x.astype(self.runtime.inputs[position].dtype)
-        return self.runtime.run(arranged)[self.output]
+        return self.runtime.run(arrange(inputs, self._inputs, self.runtime.inputs))[self.output]
 
 
 def _median_ms(runner: _Runner, inputs: list[np.ndarray], runs: int) -> float:
@@ -66,10 +63,7 @@ def _outputs(runner: _Runner, inputs: Sequence[np.ndarray]) -> np.ndarray:
     rows = []
     for index in range(len(inputs[0])):
         output = runner.run([x[index:index + 1] for x in inputs])
-        detail = runner.runtime.outputs[runner.output]
-        if detail.scale is not None and np.issubdtype(output.dtype, np.integer):  # int8 outputs
-            output = (output.astype(np.float64) - detail.zero_point) * detail.scale
-        rows.append(np.asarray(output, np.float64).reshape(1, -1))
+        rows.append(runner.runtime.outputs[runner.output].real_values(output).reshape(1, -1))
     return np.concatenate(rows)
 
 

@@ -37,7 +37,7 @@ import numpy as np
 from keras_bnn import _compat
 from keras_bnn.tflite.flatbuffer import Flatbuffer, read_flatbuffer
 
-__all__ = ["Runtime", "TensorDetail", "available_runtimes", "default_runtime", "open_runtime", "positions_by_name",
+__all__ = ["Runtime", "TensorDetail", "arrange", "available_runtimes", "default_runtime", "open_runtime", "positions_by_name",
            "register_runtime", "run", "tflm_arena_bytes"]
 
 LCE_OPS = frozenset({"LceQuantize", "LceDequantize", "LceBconv2d", "LceBMaxPool2d"})
@@ -65,6 +65,23 @@ class TensorDetail:
     @property
     def quantized(self) -> bool:
         return self.scale is not None
+
+    def real_values(self, values: np.ndarray) -> np.ndarray:
+        """`values` of this tensor as float64 real numbers (dequantized when the tensor is quantized).
+
+        Raises:
+            NotImplementedError: the tensor is quantized per channel.
+
+        Example:
+            >>> TensorDetail("scores", (1, 2), np.dtype(np.int8), 0.5, -128).real_values(np.array([-128, 2], np.int8))
+            array([ 0., 65.])
+        """
+        if not self.quantized or not np.issubdtype(values.dtype, np.integer):
+            return np.asarray(values, np.float64)
+        if not np.isscalar(self.scale):
+            raise NotImplementedError(f"{self.name!r} is quantized per channel (scales {self.scale}); only per-tensor "
+                                      "is supported")
+        return (values.astype(np.float64) - self.zero_point) * self.scale
 
 
 def _details(flatbuffer: Flatbuffer, indices: Sequence[int], signature_names: dict[str, int]) -> list[TensorDetail]:
@@ -109,6 +126,21 @@ def positions_by_name(details: Sequence[TensorDetail], names: Sequence[str], wha
     if missing:
         raise ValueError(f"the file's {what} {sorted(found)} do not name the model's {what} {missing}")
     return [found[name] for name in names]
+
+
+def arrange(inputs: Sequence[np.ndarray], positions: Sequence[int], details: Sequence[TensorDetail]) -> list[np.ndarray]:
+    """`inputs`, given in the Keras model's order, moved to the file's `positions` (from :func:`positions_by_name`)
+    and cast to each file tensor's dtype.
+
+    Example:
+        >>> detail = lambda name, dtype: TensorDetail(name, (1,), np.dtype(dtype), None, None)
+        >>> arrange([np.array([3.0]), np.zeros(1)], [1, 0], [detail("state_0", np.float32), detail("token", np.int32)])
+        [array([0.], dtype=float32), array([3], dtype=int32)]
+    """
+    arranged: list[Any] = [None] * len(inputs)
+    for x, position in zip(inputs, positions):
+        arranged[position] = np.asarray(x).astype(details[position].dtype)
+    return arranged
 
 
 class Runtime:

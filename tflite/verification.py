@@ -64,14 +64,6 @@ def _quantize(x: np.ndarray, dtype: np.dtype, scale: Any, zero_point: Any, what:
     return np.clip(np.round(x / scale) + zero_point, info.min, info.max).astype(dtype)
 
 
-def _dequantize(y: np.ndarray, scale: Any, zero_point: Any, what: str) -> np.ndarray:
-    if scale is None or not np.issubdtype(y.dtype, np.integer):
-        return y.astype(np.float64)
-    if not np.isscalar(scale):
-        raise NotImplementedError(f"{what} is quantized per channel (scales {scale}); only per-tensor is supported")
-    return (y.astype(np.float64) - zero_point) * scale
-
-
 def _in_chunks(run, x: np.ndarray, batch: int, pad: bool = True) -> np.ndarray:
     """run() over x in chunks of ``batch`` samples; with ``pad``, the last chunk is zero-padded to exactly
     ``batch`` samples and the padding's outputs are dropped."""
@@ -166,8 +158,7 @@ def verify(model: tf.keras.Model, flatbuffer: bytes, x: Any, *, runtime: str | N
         (out,) = interpreter.run([chunk])
         return out
 
-    flat_out = _dequantize(_in_chunks(run_flatbuffer, runtime_input, batch), sink.scale, sink.zero_point,
-                           "the flatbuffer output")
+    flat_out = sink.real_values(_in_chunks(run_flatbuffer, runtime_input, batch))
 
     keras_batch = keras_shape[0]
 
