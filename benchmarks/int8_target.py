@@ -30,6 +30,7 @@ import numpy as np
 import tensorflow as tf
 
 import keras_bnn.zoo as zoo
+from keras_bnn.tflite.bench import compare
 from keras_bnn.tflite.targets.int8 import convert_int8
 from keras_bnn.tflite.runtimes import open_runtime, run, tflm_arena_bytes
 from keras_bnn.datasets import load_images as load_split
@@ -81,20 +82,12 @@ def sign_agreement(model, flatbuffer: bytes, images: np.ndarray, taps) -> dict[s
 
 
 def measure_file(model, flatbuffer, images, labels, keras_probabilities, runtimes) -> dict:
-    keras_top = keras_probabilities.argmax(axis=1)
     result = {"bytes": len(flatbuffer), "tflm_arena_bytes": tflm_arena_bytes(flatbuffer, images[:1]),
               "runtimes": {}}
     delegated, left = open_runtime(flatbuffer, "litert").xnnpack_delegated_ops()
     result["xnnpack"] = {"delegated_ops": len(delegated), "builtin_ops": sorted(set(left))}
     for runtime in runtimes:
-        probabilities = run(flatbuffer, images, runtime)[0]
-        top = probabilities.argmax(axis=1)
-        result["runtimes"][runtime] = {
-            "accuracy": float(np.mean(top == labels)),
-            "agreement": float(np.mean(top == keras_top)),
-            "disagreements": int(np.sum(top != keras_top)),
-            "max_abs_diff": float(np.abs(probabilities - keras_probabilities).max()),
-        }
+        result["runtimes"][runtime] = compare(run(flatbuffer, images, runtime)[0], keras_probabilities, labels)
         print(f"    {runtime}: {result['runtimes'][runtime]}", flush=True)
     return result
 

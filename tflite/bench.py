@@ -31,7 +31,7 @@ import tensorflow as tf
 from keras_bnn.tflite.converter import convert
 from keras_bnn.tflite.runtimes import Runtime, arrange, open_runtime, positions_by_name
 
-__all__ = ["INT8_RUNTIMES", "format_table", "measure"]
+__all__ = ["INT8_RUNTIMES", "compare", "format_table", "measure"]
 
 INT8_RUNTIMES = ("litert", "tflite", "tflm")
 
@@ -67,7 +67,9 @@ def _outputs(runner: _Runner, inputs: Sequence[np.ndarray]) -> np.ndarray:
     return np.concatenate(rows)
 
 
-def _compare(outputs: np.ndarray, keras: np.ndarray, labels: np.ndarray | None) -> dict[str, Any]:
+def compare(outputs: np.ndarray, keras: np.ndarray, labels: np.ndarray | None) -> dict[str, Any]:
+    """Scores of a file (N rows) against Keras' on the same samples: accuracy (None without `labels`), top-1
+    agreement, the number of disagreements, and the largest absolute difference."""
     top, keras_top = outputs.argmax(axis=1), keras.argmax(axis=1)
     return {"accuracy": None if labels is None else float(np.mean(top == labels)),
             "agreement": float(np.mean(top == keras_top)), "disagreements": int(np.sum(top != keras_top)),
@@ -110,7 +112,7 @@ def measure(model: tf.keras.Model, inputs: Sequence[np.ndarray], labels: np.ndar
     lce = _quiet_convert(model)
     default = _Runner(open_runtime(lce, "lce"), model)
     indirect = _Runner(open_runtime(lce, "lce", use_indirect_bgemm=True), model)
-    row["lce"] = {**_compare(_outputs(indirect, inputs), keras, labels), "bytes": len(lce),
+    row["lce"] = {**compare(_outputs(indirect, inputs), keras, labels), "bytes": len(lce),
                   "latency_ms": {"default": _median_ms(default, first, runs),
                                  "indirect": _median_ms(indirect, first, runs)}}
 
@@ -123,7 +125,7 @@ def measure(model: tf.keras.Model, inputs: Sequence[np.ndarray], labels: np.ndar
         row["int8"] = {"bytes": len(int8), "options": dict(int8_options or {}), "runtimes": {}}
         for name in runtimes:
             opened = _Runner(open_runtime(int8, name), model)
-            result = _compare(_outputs(opened, inputs), keras, labels)
+            result = compare(_outputs(opened, inputs), keras, labels)
             if name == "litert":
                 result["latency_ms"] = _median_ms(opened, first, runs)
             if name == "tflm":
@@ -132,7 +134,7 @@ def measure(model: tf.keras.Model, inputs: Sequence[np.ndarray], labels: np.ndar
 
     flat = _quiet_convert(model, kernels="float")
     litert = _Runner(open_runtime(flat, "litert"), model)
-    row["float"] = {**_compare(_outputs(litert, inputs), keras, labels), "bytes": len(flat),
+    row["float"] = {**compare(_outputs(litert, inputs), keras, labels), "bytes": len(flat),
                     "latency_ms": _median_ms(litert, first, runs)}
     row["ratios"] = _ratios(row)
     return row
