@@ -61,12 +61,17 @@ def _compare(outputs: np.ndarray, reference: np.ndarray) -> dict[str, Any]:
             "max_abs_diff": float(np.abs(outputs - reference).max())}
 
 
+def _samples(runtime, model: tf.keras.Model, inputs: list[np.ndarray]) -> tuple[list[list[np.ndarray]], int]:
+    """Each sample at batch 1, its inputs in the file's order and dtypes; and where the model's first output is."""
+    order = positions_by_name(runtime.inputs, model.input_names)
+    samples = [arrange([x[index:index + 1] for x in inputs], order, runtime.inputs) for index in range(len(inputs[0]))]
+    return samples, positions_by_name(runtime.outputs, model.output_names, "outputs")[0]
+
+
 def _x86_and_arm(arm: Aarch64, model: tf.keras.Model, flatbuffer: bytes, inputs: list[np.ndarray]):
     """The model's first output on every sample, in x86 LiteRT and in aarch64 LiteRT; and the samples."""
     x86 = open_runtime(flatbuffer, "litert")
-    order = positions_by_name(x86.inputs, model.input_names)
-    output = positions_by_name(x86.outputs, model.output_names, "outputs")[0]
-    samples = [arrange([x[index:index + 1] for x in inputs], order, x86.inputs) for index in range(len(inputs[0]))]
+    samples, output = _samples(x86, model, inputs)
     on_x86 = np.concatenate([_first_output(x86.run(sample), x86.outputs, output).reshape(1, -1)
                              for sample in samples])
     on_arm = np.concatenate([_first_output(result, x86.outputs, output).reshape(1, -1)
@@ -101,10 +106,11 @@ def before_softmax(arm: Aarch64, model: tf.keras.Model, inputs: list[np.ndarray]
             "max_abs_diff_vs_x86": float(np.abs(on_arm - on_x86).max())}
 
 
-def _lce_run(arm: Aarch64, runner: str, folder: pathlib.Path, flatbuffer: bytes, inputs: list[np.ndarray],
-             outputs: int, kernel: str, invokes: int, count: bool = False):
+def _lce_run(arm: Aarch64, runner: str, folder: pathlib.Path, inputs: list[np.ndarray], outputs: int, kernel: str,
+             invokes: int, count: bool = False):
+    """The LCE runner on `folder`/model.tflite and `inputs`: its outputs, or with `count` its instructions per
+    invoke."""
     model = folder / "model.tflite"
-    model.write_bytes(flatbuffer)
     paths = []
     for i, x in enumerate(inputs):
         np.save(folder / f"in{i}.npy", x)
@@ -128,25 +134,21 @@ def lce_file(arm: Aarch64, boards: list[Aarch64], runner: str, model: tf.keras.M
         warnings.simplefilter("ignore")
         flatbuffer = convert(model, batch_size=1)
     x86 = open_runtime(flatbuffer, "lce")
-    order = positions_by_name(x86.inputs, model.input_names)
-    output = positions_by_name(x86.outputs, model.output_names, "outputs")[0]
+    samples, output = _samples(x86, model, inputs)
     row: dict[str, Any] = {"bytes": len(flatbuffer), "instructions": {},
                            "instructions_by_cpu": {board.cpu: {} for board in boards}}
     with tempfile.TemporaryDirectory(prefix="keras-bnn-arm-") as temporary:
         folder = pathlib.Path(temporary)
+        (folder / "model.tflite").write_bytes(flatbuffer)
         for kernel in ("default", "indirect"):
-            rows, first = [], None
-            for index in range(len(inputs[0])):
-                arranged = arrange([x[index:index + 1] for x in inputs], order, x86.inputs)
-                first = first or arranged
-                result = _lce_run(arm, runner, folder, flatbuffer, arranged, len(x86.outputs), kernel, 0)
-                rows.append(_first_output(result, x86.outputs, output).reshape(1, -1))
+            rows = [_first_output(_lce_run(arm, runner, folder, sample, len(x86.outputs), kernel, 0), x86.outputs,
+                                  output).reshape(1, -1) for sample in samples]
             row[kernel] = _compare(np.concatenate(rows), keras)
-            row["instructions"][kernel] = _lce_run(arm, runner, folder, flatbuffer, first, len(x86.outputs),
+            row["instructions"][kernel] = _lce_run(arm, runner, folder, samples[0], len(x86.outputs),
                                                    kernel, invokes, count=True)
             for board in boards:
                 row["instructions_by_cpu"][board.cpu][kernel] = _lce_run(
-                    board, runner, folder, flatbuffer, first, len(x86.outputs), kernel, invokes, count=True)
+                    board, runner, folder, samples[0], len(x86.outputs), kernel, invokes, count=True)
     row["agreement"] = min(row[kernel]["agreement"] for kernel in ("default", "indirect"))
     row["max_abs_diff"] = max(row[kernel]["max_abs_diff"] for kernel in ("default", "indirect"))
     return row
