@@ -24,10 +24,7 @@ def make_strategy(name: str, cpu_replicas: int = 1) -> tf.distribute.Strategy:
     """
     if name not in STRATEGIES:
         raise ValueError(f"strategy must be one of {STRATEGIES}, got {name!r}")
-    try:
-        check_positive_int("cpu_replicas", cpu_replicas)
-    except ValueError as error:
-        raise ValueError(f"cpu_replicas must be a positive integer, got {cpu_replicas!r}") from error
+    check_positive_int("cpu_replicas", cpu_replicas)
     devices = None
     if cpu_replicas > 1:
         cpu = tf.config.list_physical_devices("CPU")[0]
