@@ -12,7 +12,7 @@ import keras_bnn.zoo
 import larq
 import tensorflow as tf
 
-from keras_bnn.layers import BiRealConv2D, XNORConv2D
+from keras_bnn.legacy.layers import BiRealConv2D, XNORConv2D
 
 GRU_LM_LENGTH = 32  # characters per converted sequence (the WHILE loop runs this many steps)
 

@@ -29,8 +29,8 @@ import keras_bnn.tflite
 import keras_bnn.zoo as zoo
 import larq as lq
 import numpy as np
-from keras_bnn.layers import BinaryTransformerEncoder
-from keras_bnn.layers.attention import attention_macs
+from keras_bnn.legacy.layers import BinaryTransformerEncoder
+from keras_bnn.legacy.layers.attention import attention_macs
 from keras_bnn.tflite.runtimes import open_runtime
 from keras_bnn.zoo.models.transformer import BINARY_ENCODER
 from keras_bnn.zoo.training.sentence_classifier import accuracy, load_sentence_data, train_sentence_classifier

@@ -2,7 +2,7 @@
 
 Trains larq's MNIST tutorial network unchanged (QuantConv2D ×3 + QuantDense ×2 with ``BatchNormalization(
 scale=False)``, Adam, batch 64, 6 epochs, inputs scaled to [-1, 1]) for several seeds, and reports its test
-accuracy as trained and after `keras_bnn.training.reestimate_batchnorm` recomputed the BatchNorm moving
+accuracy as trained and after `keras_bnn.legacy.training.reestimate_batchnorm` recomputed the BatchNorm moving
 statistics with the final binary weights (all training batches of 256, no augmentation). Writes
 benchmarks/results/bn_reestimation.json.
 
@@ -23,7 +23,7 @@ import larq
 import numpy as np
 import tensorflow as tf
 
-from keras_bnn.training import reestimate_batchnorm
+from keras_bnn.legacy.training import reestimate_batchnorm
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from _machine import RESULTS, machine_info  # noqa: E402

@@ -8,7 +8,7 @@ before the classifier. Binary layers binarize their inputs (sign) and kernels; t
 TECHNIQUES). Common protocol: batch 128, Adam with cosine learning-rate decay from 2e-3 (Bop: Bop on the binary
 kernels, the same Adam on the rest), the same number of epochs for all (two-step splits it), inputs scaled to the
 interval from -1 to 1, random horizontal flips (off with `--no-flip`); after training, the BatchNorm statistics of
-every run are re-estimated with `keras_bnn.training.reestimate_batchnorm` on 100 training batches of 256 (both
+every run are re-estimated with `keras_bnn.legacy.training.reestimate_batchnorm` on 100 training batches of 256 (both
 accuracies are recorded; the float model is re-estimated before it serves as teacher). The float baseline has the
 same layers with real weights and ReLU activations; it is also the teacher of the distillation runs. The last run
 combines the two techniques that help most alone: a Bi-Real student distilled from the float model.
@@ -35,9 +35,9 @@ import larq
 import numpy as np
 import tensorflow as tf
 
-from keras_bnn.layers import BiRealConv2D, XNORConv2D
-from keras_bnn.quantizers import StochasticSign
-from keras_bnn.training import (
+from keras_bnn.legacy.layers import BiRealConv2D, XNORConv2D
+from keras_bnn.legacy.quantizers import StochasticSign
+from keras_bnn.legacy.training import (
     BinaryRelaxScheduler,
     BinaryRelaxSign,
     Distiller,

@@ -139,8 +139,8 @@ def load_model(path: str | os.PathLike, *, safe_mode: bool = True, custom_object
     """
     import larq  # noqa: F401  (registers larq's layers and quantizers)
 
-    import keras_bnn.layers  # noqa: F401  (registers keras_bnn's layers)
-    import keras_bnn.training  # noqa: F401  (registers the training tools' layers and quantizers)
+    import keras_bnn.legacy.layers  # noqa: F401  (registers keras_bnn's layers)
+    import keras_bnn.legacy.training  # noqa: F401  (registers the training tools' layers and quantizers)
 
     path = os.fspath(path)
     if not os.path.exists(path):

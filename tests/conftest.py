@@ -5,7 +5,9 @@ and matplotlib keep data or caches is pointed at one temporary folder of this te
 no test reads what an earlier run, or the user, prepared (e.g. `~/tensorflow_datasets`), and none writes outside
 the clone and that folder. Datasets are prepared there on first use, once per run; subprocesses inherit it.
 
-keras_bnn is imported first so that tf.keras is tf-keras (Keras 2).
+The tf-keras (legacy) implementation is imported first, so that tf.keras is tf-keras (Keras 2) for the tests
+of the converter and the legacy code; `keras` is Keras 3 all the same, on the backend KERAS_BACKEND names
+(TensorFlow by default). The Keras 3 tests run on every backend (see the Makefile's `test`).
 """
 
 import os
@@ -26,7 +28,8 @@ for _variable, _name in ISOLATED_FOLDERS.items():
     os.makedirs(os.environ[_variable])
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras_bnn  # noqa: E402,F401  (must precede tensorflow)
+import keras_bnn.legacy  # noqa: E402,F401  (must precede tensorflow)
+import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
@@ -41,6 +44,8 @@ def pytest_unconfigure(config):
 def _fresh_keras_state():
     """Each test starts from a clean Keras session with fixed seeds."""
     tf.keras.backend.clear_session()
+    keras.utils.clear_session()
     tf.keras.utils.set_random_seed(1234)
+    keras.utils.set_random_seed(1234)
     np.random.seed(1234)
     yield

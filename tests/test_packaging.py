@@ -25,8 +25,8 @@ def _run(code, cwd, **env):
 
 
 IMPORT_ALL = (
-    "import keras_bnn, keras_bnn.zoo, keras_bnn.tflite, keras_bnn.layers, keras_bnn.datasets\n"
-    "import keras_bnn.training, keras_bnn.zoo.training, keras_bnn.zoo.training.train, keras_bnn.cli, keras_bnn.text\n"
+    "import keras_bnn, keras_bnn.zoo, keras_bnn.tflite, keras_bnn.legacy.layers, keras_bnn.datasets\n"
+    "import keras_bnn.legacy.training, keras_bnn.zoo.training, keras_bnn.zoo.training.train, keras_bnn.cli, keras_bnn.text\n"
     "import keras_bnn.tflite.rules, keras_bnn.tflite.targets.lce\n"
     "assert keras_bnn.zoo.model_card('binary_cnn.mnist').count('## Notes') == 1  # the card prose is package data\n"
     "print(keras_bnn.__file__); print(keras_bnn.zoo.__file__); print(keras_bnn.tflite.__file__)"

@@ -12,7 +12,7 @@ import larq as lq
 import tensorflow as tf
 
 from keras_bnn._compat import direct_sublayers
-from keras_bnn.quantizers import is_binary
+from keras_bnn.legacy.quantizers import is_binary
 from keras_bnn.tflite.registry import Action, rule_for
 
 __all__ = ["BitpackableLayer", "NotBitpackedLayer", "audit"]

@@ -6,7 +6,7 @@ can be saved and loaded, but they exist for conversion: train the original layer
 
 * :class:`BinaryDenseAsConv2D`: a dense layer on the last axis as a 1x1 convolution on a ``(B, 1, N, F)`` view;
 * :class:`BinaryConv1DAsConv2D`: a 1D convolution as a ``(1, k)`` convolution on ``(B, 1, T, C)``;
-* :class:`BinaryGRUCellAsConv2D`, :class:`BinaryGRUAsConv2D`: ``keras_bnn.layers.BinaryGRU(Cell)`` whose two
+* :class:`BinaryGRUCellAsConv2D`, :class:`BinaryGRUAsConv2D`: ``keras_bnn.legacy.layers.BinaryGRU(Cell)`` whose two
   matmuls are 1x1 convolutions; the layer form runs the input matmul once for every step before the loop (one
   ``LceBconv2d`` outside the TFLite WHILE loop, which also keeps a loop's input from being another loop's output,
   a pattern LCE's converter rejects), and the loop keeps the recurrent one.
@@ -27,7 +27,7 @@ from typing import Any
 import larq as lq
 import tensorflow as tf
 
-from keras_bnn.layers.recurrent import BinaryGRU, BinaryGRUCell
+from keras_bnn.legacy.layers.recurrent import BinaryGRU, BinaryGRUCell
 
 __all__ = ["BinaryConv1DAsConv2D", "BinaryDenseAsConv2D", "BinaryGRUAsConv2D", "BinaryGRUCellAsConv2D",
            "conv_matmul"]
@@ -103,7 +103,7 @@ class BinaryConv1DAsConv2D(_Conv2DForm):
 
 @tf.keras.utils.register_keras_serializable(package="keras_bnn")
 class BinaryGRUCellAsConv2D(BinaryGRUCell):
-    """:class:`~keras_bnn.layers.BinaryGRUCell` whose matmuls are 1x1 ``QuantConv2D`` layers (inference only).
+    """:class:`~keras_bnn.legacy.layers.BinaryGRUCell` whose matmuls are 1x1 ``QuantConv2D`` layers (inference only).
 
     Weights: ``kernel_conv/kernel`` ``(1, 1, F, 3 units)``, ``recurrent_kernel_conv/kernel`` (``3 units`` outputs,
     or ``2 units`` with ``reset_after=False`` plus ``recurrent_candidate_conv/kernel``), GRUCell's ``bias`` and the
@@ -112,7 +112,7 @@ class BinaryGRUCellAsConv2D(BinaryGRUCell):
     Args:
         inputs_projected: The step input is already ``x_t @ W`` (the layer form projects every step before the
             loop), so the cell skips that matmul.
-        **kwargs: :class:`~keras_bnn.layers.BinaryGRUCell`'s arguments; dropout must be 0.
+        **kwargs: :class:`~keras_bnn.legacy.layers.BinaryGRUCell`'s arguments; dropout must be 0.
     """
 
     def __init__(self, units: int, *, inputs_projected: bool = False, **kwargs: Any):
@@ -162,7 +162,7 @@ class BinaryGRUCellAsConv2D(BinaryGRUCell):
 
 @tf.keras.utils.register_keras_serializable(package="keras_bnn")
 class BinaryGRUAsConv2D(BinaryGRU):
-    """:class:`~keras_bnn.layers.BinaryGRU` in the conversion form (inference only): the input matmul of every
+    """:class:`~keras_bnn.legacy.layers.BinaryGRU` in the conversion form (inference only): the input matmul of every
     step runs once before the loop, as a 1x1 ``QuantConv2D``; the loop's cell is a
     :class:`BinaryGRUCellAsConv2D` that takes the projected inputs."""
 

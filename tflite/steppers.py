@@ -8,7 +8,7 @@ Example:
     >>> vocabulary = CharVocabulary.from_text("to be or not to be")
     >>> model = tf.keras.Sequential([tf.keras.Input((None,), dtype="int32"),
     ...                              tf.keras.layers.Embedding(vocabulary.size, 8),
-    ...                              keras_bnn.layers.BinaryGRU(32, return_sequences=True),
+    ...                              keras_bnn.legacy.layers.BinaryGRU(32, return_sequences=True),
     ...                              tf.keras.layers.Dense(vocabulary.size)])
     >>> step = step_model(model)
     >>> flatbuffer = keras_bnn.tflite.convert(step)

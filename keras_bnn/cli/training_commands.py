@@ -17,7 +17,7 @@ def _plot_arguments(parser: argparse.ArgumentParser) -> None:
 @command("plot-monitor", help="plot a BinarizationMonitor log folder (flip ratio, clip share, activation balance) "
          "to PNG", configure=_plot_arguments)
 def _plot_monitor(args: argparse.Namespace) -> int:
-    from keras_bnn.training.monitor import plot_monitor
+    from keras_bnn.legacy.training.monitor import plot_monitor
 
     try:
         path = plot_monitor(args.logdir, args.output)

@@ -1,23 +1,12 @@
-"""Binary Keras layers that extend larq's.
+"""Quantized and binary Keras 3 layers (every backend): larq's `Quant*` layers by the same names, and keras-bnn's.
 
-Every layer here is a real Keras layer (compile/fit, get_config/from_config, save/load in .keras, .h5 and
-SavedModel), registered for serialization as ``keras_bnn>ClassName``, counted by ``larq.models.summary``
-and mixable with ``larq.layers``. No layer holds conversion code: ``keras_bnn.tflite`` converts them with rules
-registered against their classes.
+Example:
+    >>> import keras_bnn
+    >>> "QuantConv2D" in keras_bnn.layers.__all__
+    True
 """
 
-from keras_bnn.layers.attention import BinaryMultiHeadAttention
-from keras_bnn.layers.birealnet import BiRealConv2D
-from keras_bnn.layers.recurrent import BinaryGRU, BinaryGRUCell
-from keras_bnn.layers.transformer import AddPositions, BinaryTransformerEncoder
-from keras_bnn.layers.xnornet import XNORConv2D
+from keras_bnn.layers.quantized import QuantConv1D, QuantConv2D, QuantConv3D, QuantDense
+from keras_bnn.layers.quantized_base import QuantizerBase, variable_precision
 
-__all__ = [
-    "AddPositions",
-    "BiRealConv2D",
-    "BinaryGRU",
-    "BinaryGRUCell",
-    "BinaryMultiHeadAttention",
-    "BinaryTransformerEncoder",
-    "XNORConv2D",
-]
+__all__ = ["QuantConv1D", "QuantConv2D", "QuantConv3D", "QuantDense", "QuantizerBase", "variable_precision"]

@@ -1,28 +1,12 @@
-"""Binary quantizers that extend larq's: stochastic, elastic (learned scale/threshold) and learned-threshold sign.
+"""Quantizers on Keras 3 (every backend): larq's, by the same names and configs, and keras-bnn's own.
 
-Each quantizer is a larq quantizer (a subclass of larq's quantizer base, so it has `precision = 1` and supports
-larq's `flip_ratio` metric), a serializable Keras layer registered as ``keras_bnn>ClassName`` (and, like larq's
-quantizers, as ``ClassName``, which .h5 loading looks up), and is also registered under a snake_case alias
-so that any ``larq.layers.Quant*`` layer accepts it by string name:
-
-* ``"stochastic_sign"``: `StochasticSign`, ±1 sampled while training (BinaryConnect/BinaryNet), sign at inference;
-* ``"elastic_sign"``: `ElasticSign`, ±α with a learned scale α > 0 and threshold β (BiT);
-* ``"learnable_threshold_sign"``: `LearnableThresholdSign`, ±1 with a learned per-channel threshold (ReActNet).
-
-larq's own quantizers (``"ste_sign"``, ``"approx_sign"``, ``"magnitude_aware_sign"``, ``"swish_sign"``,
-``"ste_heaviside"``, ...) are untouched and are what these classes are built from: the forward binarization is
-always `larq.math.sign` (the form the LCE converter recognises), and the pseudo-gradients come from
-`larq.quantizers.ste_sign` / `larq.quantizers.approx_sign` composed with ordinary differentiable ops.
+A quantizer is a Keras layer with a `precision` (see `Quantizer`), or any callable tensor -> tensor. `get`
+resolves what a layer argument such as ``input_quantizer="ste_sign"`` names.
 
 Example:
     >>> import keras_bnn
-    >>> import larq as lq
-    >>> import tensorflow as tf
-    >>> layer = lq.layers.QuantDense(4, input_quantizer="learnable_threshold_sign")
-    >>> layer(tf.ones((2, 3))).shape
-    TensorShape([2, 4])
-    >>> type(layer.input_quantizer).__name__
-    'LearnableThresholdSign'
+    >>> type(keras_bnn.quantizers.get("ste_sign")).__name__
+    'SteSign'
 """
 
 from __future__ import annotations
@@ -30,127 +14,139 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import larq as lq
-import tensorflow as tf
+import keras
+from keras import ops
 
-from keras_bnn import _compat
-from keras_bnn.quantizers.signs import PACKAGE, ElasticSign, LearnableThresholdSign, StochasticSign
+from keras_bnn.quantizers.base import PACKAGE, Quantizer, clipped_gradient, sign, straight_through
+from keras_bnn.quantizers.larq_quantizers import (
+    ALIASES,
+    ApproxSign,
+    DoReFa,
+    DoReFaQuantizer,
+    MagnitudeAwareSign,
+    NoOp,
+    SteHeaviside,
+    SteSign,
+    SteTern,
+    SwishSign,
+    approx_sign,
+    heaviside,
+    magnitude_aware_sign,
+    ste_heaviside,
+    ste_sign,
+    ste_tern,
+    swish_sign,
+)
 
-__all__ = ["ElasticSign", "LearnableThresholdSign", "StochasticSign", "get", "hard_tanh", "is_binary",
-           "known_quantizer_names", "resolve"]
+__all__ = [
+    "ApproxSign", "DoReFa", "DoReFaQuantizer", "MagnitudeAwareSign", "NoOp", "Quantizer", "SteHeaviside", "SteSign",
+    "SteTern", "SwishSign", "approx_sign", "clipped_gradient", "deserialize", "get", "get_kernel_quantizer",
+    "hard_tanh", "heaviside", "is_binary", "known_quantizer_names", "magnitude_aware_sign", "register_alias",
+    "serialize", "sign", "ste_heaviside", "ste_sign", "ste_tern", "straight_through", "swish_sign",
+]
+
+
+def register_alias(name: str, cls: type) -> None:
+    """Make `get(name)` build `cls()` (as larq's ``register_alias``); an alias taken by another class is an error."""
+    existing = ALIASES.get(name)
+    if existing is not None and existing is not cls:
+        raise ValueError(f"Quantizer name {name!r} is already registered to {existing.__qualname__}.")
+    ALIASES[name] = cls
 
 
 def known_quantizer_names() -> list[str]:
-    """All names that larq's ``quantizers.get`` resolves to a quantizer class: larq's and keras_bnn's.
+    """Every name `get` resolves (larq's and keras-bnn's).
 
     Example:
         >>> import keras_bnn
-        >>> {"ste_sign", "stochastic_sign"} <= set(keras_bnn.quantizers.known_quantizer_names())
+        >>> "ste_sign" in keras_bnn.quantizers.known_quantizer_names()
         True
     """
-    return sorted(
-        name
-        for name, obj in tf.keras.utils.get_custom_objects().items()
-        if isinstance(obj, type) and issubclass(obj, lq.quantizers.Quantizer)
-    )
+    return sorted(ALIASES)
+
+
+def serialize(quantizer: Any) -> Any:
+    """A quantizer's Keras config (None stays None), as larq's ``quantizers.serialize``."""
+    if quantizer is None:
+        return None
+    return keras.saving.serialize_keras_object(quantizer)
+
+
+def deserialize(config: Any, custom_objects: dict | None = None) -> Any:
+    """The quantizer a `serialize` config (or a larq/tf-keras style ``{"class_name", "config"}``) describes."""
+    if isinstance(config, dict) and "module" not in config and config.get("class_name") in ALIASES:
+        return ALIASES[config["class_name"]].from_config(config.get("config") or {})
+    return keras.saving.deserialize_keras_object(config, custom_objects=custom_objects)
 
 
 def get(identifier: str | dict | Callable | None) -> Callable | None:
-    """Resolve a quantizer like `larq.quantizers.get`, but name every known quantizer when a name is unknown.
-
-    Args:
-        identifier: None, a registered name (e.g. ``"stochastic_sign"``, ``"ste_sign"``), a serialized config
-            dict, or a callable (returned as is).
-
-    Returns:
-        A quantizer instance, the callable, or None.
+    """Resolve a quantizer argument: None, a registered name (``"ste_sign"``), a config dict, or a callable.
 
     Raises:
-        ValueError: `identifier` is a string that names no registered quantizer.
-        TypeError: `identifier` is of another type.
+        ValueError: an unknown name (the message lists the known ones).
+        TypeError: a value of another type.
 
     Example:
         >>> import keras_bnn
-        >>> type(keras_bnn.quantizers.get("elastic_sign")).__name__
-        'ElasticSign'
+        >>> keras_bnn.quantizers.get("ste_sign").clip_value
+        1.0
     """
+    if identifier is None:
+        return None
     if isinstance(identifier, str):
-        known = known_quantizer_names()
-        if identifier not in known:
-            raise ValueError(f"Unknown quantizer {identifier!r}. Known quantizers: {', '.join(known)}.")
-    elif identifier is not None and not isinstance(identifier, dict) and not callable(identifier):
-        raise TypeError(
-            f"Cannot interpret {identifier!r} of type {type(identifier).__name__} as a quantizer; "
-            "pass a name, a config dict, a callable or None."
-        )
-    return lq.quantizers.get(identifier)
+        if identifier not in ALIASES:
+            raise ValueError(f"Unknown quantizer {identifier!r}. Known quantizers: "
+                             f"{', '.join(known_quantizer_names())}.")
+        return ALIASES[identifier]()
+    if isinstance(identifier, dict):
+        return deserialize(identifier)
+    if callable(identifier):
+        return identifier
+    raise TypeError(f"Cannot interpret {identifier!r} of type {type(identifier).__name__} as a quantizer; pass a "
+                    "name, a config dict, a callable or None.")
 
 
-def resolve(argument: str, identifier: Any, *, kernel: bool = False) -> Callable | None:
-    """A layer argument's quantizer, as :func:`get` resolves it, with errors naming the argument.
-
-    Args:
-        argument: The argument's name, for messages (e.g. ``"recurrent_input_quantizer"``).
-        identifier: What the user passed (name, config dict, callable or None).
-        kernel: A kernel quantizer: also give it larq's default kernel metrics (``flip_ratio``), as larq's layers do.
-
-    Raises:
-        ValueError: :func:`get` cannot resolve `identifier` (an unknown name or a value of another type); the
-            message names the argument.
-
-    Example:
-        >>> import keras_bnn
-        >>> keras_bnn.quantizers.resolve("kernel_quantizer", "nope")
-        Traceback (most recent call last):
-        ...
-        ValueError: kernel_quantizer: Unknown quantizer 'nope'. Known quantizers: ...
-    """
-    try:
-        quantizer = get(identifier)
-    except (ValueError, TypeError) as error:
-        raise ValueError(f"{argument}: {error}") from None
-    return lq.quantizers.get_kernel_quantizer(quantizer) if kernel else quantizer
+def get_kernel_quantizer(identifier: str | dict | Callable | None) -> Callable | None:
+    """`get`, for a kernel quantizer (larq's name; no metric is attached on Keras 3)."""
+    return get(identifier)
 
 
 _PROBE = (-3.0, -1.0, -0.5, -1e-3, 0.0, 1e-3, 0.5, 1.0, 3.0)
 
 
 def is_binary(quantizer: Any) -> bool:
-    """Whether `quantizer` binarizes: larq's test (``precision == 1``), or, for a plain function or lambda with no
-    ``precision`` (a sign written with ``tf.where``, say), whether it maps a probe of values around 0 to exactly
-    -1 and +1 (both present). A Keras-layer quantizer without ``precision`` is not probed (calling it would build it).
+    """Whether `quantizer` binarizes: ``precision == 1`` (not a `NoOp`), or, for a plain callable without a
+    ``precision``, whether it maps values around 0 to exactly -1 and +1 (both present).
 
     Example:
-        >>> import keras_bnn, tensorflow as tf
-        >>> keras_bnn.quantizers.is_binary(lambda x: tf.where(x >= 0, 1.0, -1.0))
-        True
-        >>> keras_bnn.quantizers.is_binary(tf.nn.relu), keras_bnn.quantizers.is_binary("ste_sign")
-        (False, True)
+        >>> import keras_bnn
+        >>> keras_bnn.quantizers.is_binary("ste_sign"), keras_bnn.quantizers.is_binary(keras.activations.relu)
+        (True, False)
     """
     if quantizer is None:
         return False
     if isinstance(quantizer, str):
         quantizer = get(quantizer)
-    if _compat.is_binary_quantizer(quantizer):
-        return True
-    if getattr(quantizer, "precision", None) is not None or isinstance(quantizer, tf.keras.layers.Layer):
-        return False
+    precision = getattr(quantizer, "precision", None)
+    if precision is not None or isinstance(quantizer, keras.layers.Layer):
+        return precision == 1 and not isinstance(quantizer, NoOp)
     if not callable(quantizer):
         return False
     try:
-        values = set(tf.convert_to_tensor(quantizer(tf.constant(_PROBE))).numpy().ravel().tolist())
+        values = set(ops.convert_to_numpy(quantizer(ops.convert_to_tensor(_PROBE))).ravel().tolist())
     except Exception:  # noqa: BLE001  (an arbitrary user function: not a recognisable binarizer)
         return False
     return values == {-1.0, 1.0}
 
 
-@tf.keras.utils.register_keras_serializable(package=PACKAGE)
-def hard_tanh(x: tf.Tensor) -> tf.Tensor:
-    """clip(x, -1, 1): the real-valued stand-in for sign() in a float twin (Bi-Real Net's pre-training).
+@keras.saving.register_keras_serializable(package=PACKAGE)
+def hard_tanh(x):
+    """clip(x, -1, 1): the real-valued stand-in for sign() in a float twin.
 
     Example:
-        >>> import keras_bnn, tensorflow as tf
-        >>> keras_bnn.quantizers.hard_tanh(tf.constant([-3.0, 0.5, 2.0])).numpy().tolist()
-        [-1.0, 0.5, 1.0]
+        >>> import keras_bnn
+        >>> from keras import ops
+        >>> ops.convert_to_numpy(keras_bnn.quantizers.hard_tanh(ops.convert_to_tensor([-3.0, 0.5]))).tolist()
+        [-1.0, 0.5]
     """
-    return tf.clip_by_value(x, -1.0, 1.0)
+    return ops.clip(x, -1.0, 1.0)

@@ -13,7 +13,7 @@ Example:
     >>> vocabulary = CharVocabulary.from_text("to be or not to be")
     >>> model = tf.keras.Sequential([tf.keras.Input((None,), dtype="int32"),
     ...                              tf.keras.layers.Embedding(vocabulary.size, 8),
-    ...                              keras_bnn.layers.BinaryGRU(16, return_sequences=True),
+    ...                              keras_bnn.legacy.layers.BinaryGRU(16, return_sequences=True),
     ...                              tf.keras.layers.Dense(vocabulary.size)])
     >>> text = generate(KerasStepper(step_model(model)), vocabulary, "to be", 10, temperature=0.8, seed=1)
     >>> len(text), set(text) <= set(vocabulary.characters)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_bnn.layers.recurrent import BinaryGRU
+from keras_bnn.legacy.layers.recurrent import BinaryGRU
 from keras_bnn.text import CharVocabulary, KerasStepper, generate, step_model
 from keras_bnn.tflite import FlatbufferStepper, convert
 

@@ -2,7 +2,7 @@
 
 Without BatchNorm, an XNOR-scaled binary convolution's output is exactly 0 wherever as many products are +1 as -1
 (1-3% of the values), and the next sign sees that 0. LCE counts bits exactly; keras_bnn's layers convolve with the
-±1 kernel first and scale afterwards (keras_bnn.layers._exact), so both give sign(0) = +1 and agree bit for bit.
+±1 kernel first and scale afterwards (keras_bnn.legacy.layers._exact), so both give sign(0) = +1 and agree bit for bit.
 
 CI runs a few examples (profile "ci"); the stress run tries many more:
     HYPOTHESIS_PROFILE=stress .venv/bin/python -m pytest tests/tflite/test_exact_ties.py
@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 import keras_bnn
 import keras_bnn.tflite
-import keras_bnn.training
+import keras_bnn.legacy.training
 
 settings.register_profile("ci", max_examples=10, deadline=None, derandomize=True,
                           suppress_health_check=[HealthCheck.too_slow])
@@ -41,9 +41,9 @@ def _conv(spec: dict, index: int) -> tf.keras.layers.Layer:
     padding = dict(padding="same", pad_values=1.0) if spec["same"] else dict(padding="valid")
     name = f"{spec['kind']}_{index}"
     if spec["kind"] == "xnor":
-        return keras_bnn.layers.XNORConv2D(spec["filters"], spec["kernel"], name=name, **padding)
+        return keras_bnn.legacy.layers.XNORConv2D(spec["filters"], spec["kernel"], name=name, **padding)
     if spec["kind"] == "pcnn":
-        return keras_bnn.training.PCNNConv2D(spec["filters"], spec["kernel"], name=name, scale="channel", **padding)
+        return keras_bnn.legacy.training.PCNNConv2D(spec["filters"], spec["kernel"], name=name, scale="channel", **padding)
     return lq.layers.QuantConv2D(spec["filters"], spec["kernel"], name=name, **BINARY, **padding)
 
 
@@ -79,8 +79,8 @@ def test_keras_and_lce_agree_exactly_on_binary_stacks_without_batchnorm(specs, c
     assert report.max_abs_diff <= 1e-5 * report.max_abs_keras, report
 
 
-@pytest.mark.parametrize("layer_class", [keras_bnn.layers.XNORConv2D, keras_bnn.layers.BiRealConv2D,
-                                         keras_bnn.training.PCNNConv2D])
+@pytest.mark.parametrize("layer_class", [keras_bnn.legacy.layers.XNORConv2D, keras_bnn.legacy.layers.BiRealConv2D,
+                                         keras_bnn.legacy.training.PCNNConv2D])
 def test_a_scaled_binary_convolution_gives_exact_zeros(layer_class):
     """The ±1 convolution first: a sum that is 0 in exact arithmetic is 0.0, not a float32 residue (3x3x64 inputs:
     about 3% of the sums are 0)."""

@@ -6,7 +6,7 @@ from typing import Any
 
 import tensorflow as tf
 
-from keras_bnn.quantizers import is_binary
+from keras_bnn.legacy.quantizers import is_binary
 from keras_bnn.tflite.flatbuffer import BITPACK_WIDTH
 
 __all__ = ["NOT_BUILT", "conv2d_obstacle"]

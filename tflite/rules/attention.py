@@ -16,9 +16,9 @@ import larq as lq
 import numpy as np
 import tensorflow as tf
 
-from keras_bnn.layers.attention import PROJECTIONS, BinaryMultiHeadAttention, build_sublayer
-from keras_bnn.layers.transformer import BinaryTransformerEncoder
-from keras_bnn.quantizers import ElasticSign, is_binary
+from keras_bnn.legacy.layers.attention import PROJECTIONS, BinaryMultiHeadAttention, build_sublayer
+from keras_bnn.legacy.layers.transformer import BinaryTransformerEncoder
+from keras_bnn.legacy.quantizers import ElasticSign, is_binary
 from keras_bnn.tflite.registry import Action, Rule, Verdict, register_rule, rule_for, verdict
 from keras_bnn.tflite.rules._lce import NOT_BUILT
 

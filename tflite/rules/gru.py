@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from keras_bnn.layers.recurrent import BinaryGRU, BinaryGRUCell
-from keras_bnn.quantizers import is_binary
+from keras_bnn.legacy.layers.recurrent import BinaryGRU, BinaryGRUCell
+from keras_bnn.legacy.quantizers import is_binary
 from keras_bnn.tflite.copying import from_config, layer_config
 from keras_bnn.tflite.forms import BinaryGRUAsConv2D, BinaryGRUCellAsConv2D
 from keras_bnn.tflite.registry import Rule, Verdict, register_rule

@@ -8,7 +8,7 @@
   padding and ``pad_values`` carried over); causal padding is refused.
 * Binary depthwise, separable, transposed, 3D and locally-connected layers: refused (LCE has no kernel).
 
-A layer's input is binary when :func:`keras_bnn.quantizers.is_binary` says so (larq's ``precision == 1``, or a
+A layer's input is binary when :func:`keras_bnn.legacy.quantizers.is_binary` says so (larq's ``precision == 1``, or a
 plain function that maps to ±1, such as a sign written with ``tf.where``).
 """
 
@@ -17,7 +17,7 @@ from __future__ import annotations
 import larq as lq
 import tensorflow as tf
 
-from keras_bnn.quantizers import is_binary
+from keras_bnn.legacy.quantizers import is_binary
 from keras_bnn.tflite.copying import from_config, layer_config
 from keras_bnn.tflite.forms import BinaryConv1DAsConv2D, BinaryDenseAsConv2D
 from keras_bnn.tflite.registry import Rule, Verdict, register_rule

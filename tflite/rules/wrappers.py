@@ -7,7 +7,7 @@ one is refused (register a rule for it).
 
 Example:
     >>> import keras_bnn, tensorflow as tf
-    >>> from keras_bnn.layers import BinaryGRU
+    >>> from keras_bnn.legacy.layers import BinaryGRU
     >>> from keras_bnn.tflite import rewrite_for_lce
     >>> inputs = tf.keras.Input((5, 32))
     >>> outputs = tf.keras.layers.Bidirectional(BinaryGRU(16), name="bi")(inputs)

@@ -8,7 +8,7 @@ import larq
 import tensorflow as tf
 
 from keras_bnn._validation import check_positive_int
-from keras_bnn.quantizers import hard_tanh
+from keras_bnn.legacy.quantizers import hard_tanh
 
 __all__ = [
     "BN_MOMENTUM",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from keras_bnn.layers import BiRealConv2D
+from keras_bnn.legacy.layers import BiRealConv2D
 from keras_bnn.zoo.models._building import (
     BN_MOMENTUM,
     FASHION_MNIST_LICENSE,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from keras_bnn.layers import BinaryGRU
+from keras_bnn.legacy.layers import BinaryGRU
 from keras_bnn.zoo.models._building import check_head_args, finish, token_input
 from keras_bnn.zoo.registry import Pretrained, ZooEntry, register
 from keras_bnn.zoo.training.recipes import LanguageModelRecipe
@@ -71,7 +71,7 @@ register(ZooEntry(
         "learned per-unit gate scale); gates, biases and the hidden state are real."
     ),
     paper=("Cho et al., 'Learning Phrase Representations using RNN Encoder-Decoder', EMNLP 2014 (GRU); "
-           "binarization: keras_bnn.layers.BinaryGRU"),
+           "binarization: keras_bnn.legacy.layers.BinaryGRU"),
     pretrained=Pretrained(
         weights_file="binary_gru_lm.tiny_shakespeare.npz",
         sha256="bd72cd2e92967ed397c37fa0b050a5b67f4cbf5d5c1533ef258c715174a8f15a",

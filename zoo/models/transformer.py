@@ -12,7 +12,7 @@ from typing import Any
 
 import tensorflow as tf
 
-from keras_bnn.layers import AddPositions, BinaryTransformerEncoder
+from keras_bnn.legacy.layers import AddPositions, BinaryTransformerEncoder
 from keras_bnn.zoo.models._building import check_head_args, finish, token_input
 from keras_bnn.zoo.registry import Pretrained, ZooEntry, register
 from keras_bnn.zoo.training.recipes import SentenceClassifierRecipe

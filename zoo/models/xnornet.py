@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from keras_bnn.layers import XNORConv2D
+from keras_bnn.legacy.layers import XNORConv2D
 from keras_bnn.zoo.models._building import (
     FASHION_MNIST_LICENSE,
     IMAGENET_SHAPE,

@@ -13,7 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_bnn.text import SentenceTokenizer, length_batches, predict_logits
-from keras_bnn.training import soft_target_loss
+from keras_bnn.legacy.training import soft_target_loss
 from keras_bnn.zoo.registry import ZooEntry
 from keras_bnn.zoo.training.recipes import SentenceClassifierRecipe
 
@@ -52,7 +52,7 @@ def load_sentence_data(entry: ZooEntry, seed: int, train_examples: int | None = 
 
 def logit_distillation_loss(temperature: float, label_weight: float):
     """A loss over targets ``[label, teacher logits...]``: ``label_weight * CE(label) + (1 - label_weight) *
-    soft_target_loss(teacher, student, temperature)`` (``keras_bnn.training.soft_target_loss``: T²·KL)."""
+    soft_target_loss(teacher, student, temperature)`` (``keras_bnn.legacy.training.soft_target_loss``: T²·KL)."""
 
     def loss(targets, logits):
         labels = tf.cast(targets[:, 0], tf.int32)

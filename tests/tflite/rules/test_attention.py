@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_bnn.layers.attention import BinaryMultiHeadAttention, attention_macs
-from keras_bnn.layers.transformer import BinaryTransformerEncoder
+from keras_bnn.legacy.layers.attention import BinaryMultiHeadAttention, attention_macs
+from keras_bnn.legacy.layers.transformer import BinaryTransformerEncoder
 from keras_bnn.tflite import convert, inspect, rewrite_for_lce, verify
 
 LENGTH, FEATURES = 12, 64

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_bnn.layers.recurrent import BinaryGRU
+from keras_bnn.legacy.layers.recurrent import BinaryGRU
 from keras_bnn.tflite.forms import BinaryGRUAsConv2D, BinaryGRUCellAsConv2D
 from keras_bnn.tflite import convert, inspect, rewrite_for_lce, verify
 

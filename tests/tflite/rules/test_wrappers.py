@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_bnn.layers.recurrent import BinaryGRU, BinaryGRUCell
+from keras_bnn.legacy.layers.recurrent import BinaryGRU, BinaryGRUCell
 from keras_bnn.tflite import convert, inspect, rewrite_for_lce, verify
 
 STEPS, FEATURES = 5, 32

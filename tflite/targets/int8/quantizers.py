@@ -25,7 +25,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_bnn._compat import is_binary_quantizer
-from keras_bnn.quantizers import ElasticSign, LearnableThresholdSign, StochasticSign
+from keras_bnn.legacy.quantizers import ElasticSign, LearnableThresholdSign, StochasticSign
 
 __all__ = ["SignSpec", "UnsupportedQuantizer", "effective_kernel", "input_sign_spec"]
 

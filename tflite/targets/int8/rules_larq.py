@@ -1,9 +1,9 @@
 """Lowering rules for larq's and keras_bnn's binary layers.
 
 * ``larq.layers.QuantConv2D`` / ``QuantDense`` (binary or real input, binary or real kernel), and with them
-  ``keras_bnn.layers.XNORConv2D`` (``input_scaling=False``; alpha = mean|W| per output channel is folded into
+  ``keras_bnn.legacy.layers.XNORConv2D`` (``input_scaling=False``; alpha = mean|W| per output channel is folded into
   the thresholds).
-* ``keras_bnn.layers.BiRealConv2D``: binary conv + its ``batch_norm`` on the input's exact signs, plus the real
+* ``keras_bnn.legacy.layers.BiRealConv2D``: binary conv + its ``batch_norm`` on the input's exact signs, plus the real
   shortcut (identity, or ``shortcut_pool`` + ``shortcut_conv`` + ``shortcut_norm``), added in int8.
 * larq / keras_bnn quantizers used as layers: their output is exact signs (+-1 as int8 +-127).
 
@@ -22,7 +22,7 @@ import larq
 import numpy as np
 import tensorflow as tf
 
-from keras_bnn.layers import BiRealConv2D, XNORConv2D
+from keras_bnn.legacy.layers import BiRealConv2D, XNORConv2D
 from keras_bnn.tflite.targets.int8 import emit
 from keras_bnn.tflite.targets.int8.arith import activation_params
 from keras_bnn.tflite.targets.int8.lowering import register_lowering
@@ -83,7 +83,7 @@ for _quantizer_class in (larq.quantizers.SteSign, larq.quantizers.ApproxSign, la
 
 
 def _register_keras_bnn_quantizers() -> None:
-    from keras_bnn.quantizers import ElasticSign, LearnableThresholdSign, StochasticSign
+    from keras_bnn.legacy.quantizers import ElasticSign, LearnableThresholdSign, StochasticSign
 
     for cls in (ElasticSign, LearnableThresholdSign, StochasticSign):
         register_lowering(cls, sign_input=input_sign_spec)(_quantizer_layer)

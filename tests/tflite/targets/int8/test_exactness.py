@@ -79,7 +79,7 @@ def test_xnor_per_channel_alpha_with_ties(pad_values, exact_in_all_runtimes):
     exact, so ties at zero are reproducible in Keras."""
     rng = np.random.default_rng(3)
     inputs = tf.keras.Input((6, 6, 4))
-    conv = keras_bnn.layers.XNORConv2D(5, 3, padding="same", pad_values=pad_values, kernel_constraint=None)(inputs)
+    conv = keras_bnn.legacy.layers.XNORConv2D(5, 3, padding="same", pad_values=pad_values, kernel_constraint=None)(inputs)
     bn = tf.keras.layers.BatchNormalization()(conv)
     model = tf.keras.Model(inputs, lq.quantizers.SteSign()(bn))
     alpha = np.array([0.25, 0.5, 1.0, 2.0, 0.125])
@@ -95,7 +95,7 @@ def test_xnor_per_channel_alpha_with_ties(pad_values, exact_in_all_runtimes):
 def test_xnor_generic_alpha_and_bias(exact_in_all_runtimes):
     rng = np.random.default_rng(4)
     inputs = tf.keras.Input((6, 6, 4))
-    conv = keras_bnn.layers.XNORConv2D(7, 3, padding="same", use_bias=True, kernel_constraint=None)(inputs)
+    conv = keras_bnn.legacy.layers.XNORConv2D(7, 3, padding="same", use_bias=True, kernel_constraint=None)(inputs)
     pool = tf.keras.layers.MaxPooling2D(2)(conv)
     bn = tf.keras.layers.BatchNormalization()(pool)
     model = tf.keras.Model(inputs, lq.quantizers.SteSign()(bn))

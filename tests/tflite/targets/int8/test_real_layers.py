@@ -35,8 +35,8 @@ def test_real_layers_follow_keras(ops_of):
 
 def test_bireal_blocks_identity_and_projection():
     inputs = tf.keras.Input((8, 8, 4))
-    first = keras_bnn.layers.BiRealConv2D(4, name="identity")(inputs)
-    second = keras_bnn.layers.BiRealConv2D(8, strides=2, name="projection")(first)
+    first = keras_bnn.legacy.layers.BiRealConv2D(4, name="identity")(inputs)
+    second = keras_bnn.legacy.layers.BiRealConv2D(8, strides=2, name="projection")(first)
     rng = np.random.default_rng(1)
     for weight in tf.keras.Model(inputs, second).weights:
         if "moving_variance" in weight.name:

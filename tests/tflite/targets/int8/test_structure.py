@@ -64,7 +64,7 @@ def test_binary_weights_cost_one_byte():
 @pytest.mark.parametrize("layer, reason", [
     (lq.layers.QuantDepthwiseConv2D(3, input_quantizer="ste_sign", depthwise_quantizer="ste_sign",
                                     name="binary_depthwise"), "no int8 lowering is registered"),
-    (keras_bnn.layers.XNORConv2D(4, 3, input_scaling=True, name="scaled_xnor"), "input_scaling=True"),
+    (keras_bnn.legacy.layers.XNORConv2D(4, 3, input_scaling=True, name="scaled_xnor"), "input_scaling=True"),
     (lq.layers.QuantConv2D(4, 3, input_quantizer="ste_heaviside", kernel_quantizer="ste_sign",
                            name="heaviside_conv"), "SteHeaviside"),
     (tf.keras.layers.LayerNormalization(name="layer_norm"), "no int8 lowering is registered"),

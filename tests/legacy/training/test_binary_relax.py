@@ -1,0 +1,99 @@
+"""BinaryRelax: the relaxed weights against the paper's formula, the λ schedule, phase II as a plain binary model."""
+
+import math
+
+import keras_bnn  # noqa: F401
+import larq
+import larq_compute_engine as lce
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_bnn.legacy.training import BinaryRelaxScheduler, BinaryRelaxSign, binary_relax_quantizers, enter_phase_two
+
+WEIGHTS = np.array([[-0.7, 0.05], [0.0, 0.3], [1.2, -0.25]], np.float32)
+
+
+@pytest.mark.parametrize("relaxation", [0.0, 1.0, 3.5, 1e6])
+def test_relaxed_weights_match_formula(relaxation):
+    quantizer = BinaryRelaxSign(relaxation=relaxation)
+    alpha = np.mean(np.abs(WEIGHTS))
+    projection = alpha * np.where(WEIGHTS >= 0, 1.0, -1.0)
+    expected = (WEIGHTS + relaxation * projection) / (1.0 + relaxation)
+    np.testing.assert_allclose(quantizer(tf.constant(WEIGHTS)).numpy(), expected, rtol=1e-6, atol=1e-7)
+
+
+def test_phase_two_is_the_exact_scaled_binary_projection():
+    quantizer = BinaryRelaxSign(relaxation=math.inf)
+    values = quantizer(tf.constant(WEIGHTS)).numpy()
+    alpha = np.float32(np.mean(np.abs(WEIGHTS)))
+    np.testing.assert_array_equal(np.abs(values), np.full_like(values, alpha))  # bit-exact ±α
+    np.testing.assert_array_equal(np.sign(values), np.where(WEIGHTS >= 0, 1.0, -1.0))
+
+
+@pytest.mark.parametrize("relaxation", [1.0, math.inf])
+def test_gradient_is_passed_straight_to_the_latent_weights(relaxation):
+    weights = tf.Variable(WEIGHTS)
+    upstream = tf.constant(np.arange(6, dtype=np.float32).reshape(3, 2) - 2.5)
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(upstream * BinaryRelaxSign(relaxation=relaxation)(weights))
+    np.testing.assert_array_equal(tape.gradient(loss, weights).numpy(), upstream.numpy())
+
+
+def _model(relaxation=1.0):
+    return tf.keras.Sequential(
+        [
+            tf.keras.Input((6, 6, 2)),
+            larq.layers.QuantConv2D(4, 3, input_quantizer="ste_sign", kernel_quantizer=BinaryRelaxSign(relaxation),
+                                    kernel_constraint="weight_clip", use_bias=False, pad_values=1.0, padding="same"),
+            tf.keras.layers.BatchNormalization(),
+            tf.keras.layers.GlobalAveragePooling2D(),
+            tf.keras.layers.Dense(3),
+        ]
+    )
+
+
+def test_scheduler_grows_lambda_geometrically_and_switches_to_phase_two():
+    model = _model(relaxation=0.5)
+    model.compile(tf.keras.optimizers.legacy.Adam(1e-2), tf.keras.losses.SparseCategoricalCrossentropy(True))
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(16, 6, 6, 2)).astype(np.float32), rng.integers(0, 3, 16)
+    scheduler = BinaryRelaxScheduler(growth=1.5, quantize_epoch=3)
+    history = model.fit(x, y, epochs=4, batch_size=8, verbose=0, callbacks=[scheduler])
+    assert history.history["binary_relax_lambda"] == [0.5, 0.75, 1.125, math.inf]
+    # Resuming at epoch 1 continues the schedule from λ0·ρ.
+    history = model.fit(x, y, initial_epoch=1, epochs=2, verbose=0, callbacks=[BinaryRelaxScheduler(growth=1.5)])
+    assert history.history["binary_relax_lambda"] == [0.75]
+
+
+def test_phase_two_model_saves_and_converts_like_a_binary_model(tmp_path):
+    model = _model()
+    (quantizer,) = binary_relax_quantizers(model)
+    assert quantizer.precision == 1 and larq.optimizers.Bop.is_binary_variable(model.layers[0].kernel)
+    assert enter_phase_two(model) == 1
+    path = tmp_path / "relaxed.keras"
+    model.save(path)
+    restored = tf.keras.models.load_model(path)
+    assert math.isinf(binary_relax_quantizers(restored)[0].relaxation.numpy())
+    x = np.random.default_rng(1).normal(size=(2, 6, 6, 2)).astype(np.float32)
+    np.testing.assert_array_equal(restored(x).numpy(), model(x).numpy())
+    flatbuffer = lce.convert_keras_model(model)
+    assert b"LceBconv2d" in flatbuffer
+
+
+def test_bad_arguments():
+    for growth in (1.0, 0.5, math.inf, "2"):
+        with pytest.raises(ValueError, match="growth"):
+            BinaryRelaxScheduler(growth=growth)
+    with pytest.raises(ValueError, match="quantize_epoch"):
+        BinaryRelaxScheduler(quantize_epoch=-1)
+    with pytest.raises(TypeError, match="quantize_epoch"):
+        BinaryRelaxScheduler(quantize_epoch=2.0)
+    with pytest.raises(ValueError, match="relaxation"):
+        BinaryRelaxSign(relaxation=-1.0)
+    with pytest.raises(ValueError, match="relaxation"):
+        BinaryRelaxSign(relaxation=float("nan"))
+    plain = tf.keras.Sequential([tf.keras.Input((3,)), tf.keras.layers.Dense(1)])
+    plain.compile("adam", "mse")
+    with pytest.raises(ValueError, match="BinaryRelaxSign"):
+        plain.fit(np.ones((2, 3)), np.ones((2, 1)), verbose=0, callbacks=[BinaryRelaxScheduler()])
