@@ -8,14 +8,17 @@ names are a contract: Bop, the converter and the larq reader key on them. Only `
 
 from __future__ import annotations
 
+import logging
 from typing import Any, ClassVar
 
 from keras_bnn import constraints as bnn_constraints
 from keras_bnn import quantizers as bnn_quantizers
+from keras_bnn.layers.scope import install_quantized_read
 
 __all__ = ["QuantizerBase", "variable_precision"]
 
 _PRECISION_ATTRIBUTE = "_keras_bnn_precision"
+_LOG = logging.getLogger(__name__)
 
 
 def variable_precision(variable: Any) -> int | None:
@@ -49,6 +52,11 @@ class QuantizerBase:
         if metrics is not None and not isinstance(metrics, (list, tuple)):
             raise TypeError(f"metrics must be a list of metric names or None, got {metrics!r}.")
         self._quantizer_metrics = list(metrics) if metrics else None
+        for weight, argument in self.quantized_weights.items():
+            constraint = argument.replace("_quantizer", "_constraint")
+            if bnn_quantizers.is_binary(getattr(self, argument)) and not getattr(self, constraint, None):
+                _LOG.warning(f"Using a binary `{argument}` without setting `{constraint}` may result in starved "
+                             "weights (where the gradient is always zero).")
 
     def build(self, input_shape):
         super().build(input_shape)
@@ -57,6 +65,7 @@ class QuantizerBase:
             variable = getattr(self, weight, None)
             if variable is not None and quantizer is not None:
                 setattr(variable, _PRECISION_ATTRIBUTE, getattr(quantizer, "precision", None))
+                install_quantized_read(variable, self, weight)
 
     def quantize_input(self, inputs):
         """`inputs` through `input_quantizer` (as they are when it is None)."""
