@@ -19,12 +19,12 @@ from keras import ops
 
 from keras_bnn.quantizers.base import PACKAGE, Quantizer, clipped_gradient, sign, straight_through
 from keras_bnn.quantizers.larq_quantizers import (
-    ALIASES,
     ApproxSign,
     DoReFa,
     DoReFaQuantizer,
     MagnitudeAwareSign,
     NoOp,
+    NoOpQuantizer,
     SteHeaviside,
     SteSign,
     SteTern,
@@ -37,21 +37,16 @@ from keras_bnn.quantizers.larq_quantizers import (
     ste_tern,
     swish_sign,
 )
+from keras_bnn.quantizers.registry import ALIASES, FUNCTIONS, register_alias
+from keras_bnn.quantizers.signs import ElasticSign, LearnableThresholdSign, StochasticSign
 
 __all__ = [
-    "ApproxSign", "DoReFa", "DoReFaQuantizer", "MagnitudeAwareSign", "NoOp", "Quantizer", "SteHeaviside", "SteSign",
-    "SteTern", "SwishSign", "approx_sign", "clipped_gradient", "deserialize", "get", "get_kernel_quantizer",
+    "ALIASES", "ApproxSign", "DoReFa", "DoReFaQuantizer", "ElasticSign", "LearnableThresholdSign",
+    "MagnitudeAwareSign", "NoOp", "NoOpQuantizer", "Quantizer", "SteHeaviside", "SteSign", "SteTern",
+    "StochasticSign", "SwishSign", "approx_sign", "clipped_gradient", "deserialize", "get", "get_kernel_quantizer",
     "hard_tanh", "heaviside", "is_binary", "known_quantizer_names", "magnitude_aware_sign", "register_alias",
     "serialize", "sign", "ste_heaviside", "ste_sign", "ste_tern", "straight_through", "swish_sign",
 ]
-
-
-def register_alias(name: str, cls: type) -> None:
-    """Make `get(name)` build `cls()` (as larq's ``register_alias``); an alias taken by another class is an error."""
-    existing = ALIASES.get(name)
-    if existing is not None and existing is not cls:
-        raise ValueError(f"Quantizer name {name!r} is already registered to {existing.__qualname__}.")
-    ALIASES[name] = cls
 
 
 def known_quantizer_names() -> list[str]:
@@ -72,10 +67,35 @@ def serialize(quantizer: Any) -> Any:
     return keras.saving.serialize_keras_object(quantizer)
 
 
+def _larq_object(config: dict) -> Any:
+    """What a larq/tf-keras config names, or None: ``{"class_name": "SteSign", "config": {...}}`` (tf-keras'
+    legacy form, no ``module``), the same with ``"module": "larq.quantizers"``, or a larq function."""
+    module = config.get("module")
+    if module is not None and not str(module).startswith("larq"):
+        if (module == "builtins" and config.get("class_name") == "function"
+                and config.get("registered_name") in (None, "function")):  # larq's form of a function
+            return FUNCTIONS.get(config.get("config"))
+        return None
+    class_name = config.get("class_name")
+    if class_name in ALIASES:
+        return ALIASES[class_name].from_config(dict(config.get("config") or {}))
+    if class_name == "function":
+        return FUNCTIONS.get(config.get("config"))
+    return None
+
+
 def deserialize(config: Any, custom_objects: dict | None = None) -> Any:
-    """The quantizer a `serialize` config (or a larq/tf-keras style ``{"class_name", "config"}``) describes."""
-    if isinstance(config, dict) and "module" not in config and config.get("class_name") in ALIASES:
-        return ALIASES[config["class_name"]].from_config(config.get("config") or {})
+    """The quantizer a `serialize` config describes; larq's configs (either form) too.
+
+    Example:
+        >>> import keras_bnn
+        >>> keras_bnn.quantizers.deserialize({"class_name": "SteSign", "config": {"clip_value": 0.5}}).clip_value
+        0.5
+    """
+    if isinstance(config, dict):
+        found = _larq_object(config)
+        if found is not None:
+            return found
     return keras.saving.deserialize_keras_object(config, custom_objects=custom_objects)
 
 

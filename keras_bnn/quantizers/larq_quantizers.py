@@ -1,51 +1,56 @@
-"""larq's quantizers on Keras 3: the same names, arguments, config keys and forward/backward math.
+"""larq's quantizers on Keras 3: the same names, arguments, config keys and forward/backward math (larq 0.14).
 
-Each is a class (``SteSign``, ...) registered as ``keras_bnn>ClassName`` and under larq's snake_case name
-(``"ste_sign"``, ...), so ``QuantDense(input_quantizer="ste_sign")`` works as in larq; the plain functions
-(``ste_sign(x)``, ...) are larq's functional forms.
+Each class (``SteSign``, ...) is registered with Keras as ``keras_bnn>ClassName`` and, for
+`keras_bnn.quantizers.get`, under its class name and larq's snake_case alias (``"ste_sign"``, ...), so
+``QuantDense(input_quantizer="ste_sign")`` works as in larq; larq's older names ``DoReFaQuantizer`` and
+``NoOpQuantizer`` are the same classes. The plain functions (``ste_sign(x)``, ...) are larq's functional forms.
+
+Example:
+    >>> from keras import ops
+    >>> ops.convert_to_numpy(SteTern()(ops.convert_to_tensor([-0.5, 0.01, 0.5]))).tolist()
+    [-1.0, 0.0, 1.0]
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
-import keras
 from keras import ops
 
-from keras_bnn.quantizers.base import PACKAGE, Quantizer, clipped_gradient, sign, straight_through
+from keras_bnn.quantizers.base import Quantizer, clipped_gradient, sign, straight_through
+from keras_bnn.quantizers.registry import ALIASES, serializable, serializable_function
 
 __all__ = [
-    "ApproxSign", "DoReFa", "DoReFaQuantizer", "MagnitudeAwareSign", "NoOp", "SteHeaviside", "SteSign", "SteTern",
-    "SwishSign", "approx_sign", "heaviside", "magnitude_aware_sign", "ste_heaviside", "ste_sign", "ste_tern",
-    "swish_sign", "ALIASES",
+    "ALIASES", "ApproxSign", "DoReFa", "DoReFaQuantizer", "MagnitudeAwareSign", "NoOp", "NoOpQuantizer",
+    "SteHeaviside", "SteSign", "SteTern", "SwishSign", "approx_sign", "heaviside", "magnitude_aware_sign",
+    "ste_heaviside", "ste_sign", "ste_tern", "swish_sign",
 ]
 
-#: larq's snake_case names of its quantizer classes (filled by `_alias`).
-ALIASES: dict[str, type] = {}
+
+def _is_real(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and not math.isnan(value)
 
 
-def _alias(name: str):
-    def decorator(cls: type) -> type:
-        cls = keras.saving.register_keras_serializable(package=PACKAGE)(cls)
-        ALIASES[name] = cls
-        return cls
-    return decorator
-
-
-def _check_clip(clip_value: Any) -> float | None:
-    if clip_value is None:
-        return None
-    if isinstance(clip_value, bool) or not isinstance(clip_value, (int, float)) or clip_value <= 0:
-        raise ValueError(f"clip_value must be a positive number or None, got {clip_value!r}.")
-    return float(clip_value)
+def _check_clip(owner: str, clip_value: Any) -> float | None:
+    if clip_value is not None and not (_is_real(clip_value) and clip_value > 0):
+        raise ValueError(f"{owner} clip_value must be a positive number or None, got {clip_value!r}.")
+    return clip_value
 
 
 def heaviside(x):
-    """1 where x > 0, else 0 (larq's `larq.math.heaviside`)."""
+    """1 where x > 0, else 0 (larq's `larq.math.heaviside`), in the input's dtype.
+
+    Example:
+        >>> from keras import ops
+        >>> ops.convert_to_numpy(heaviside(ops.convert_to_tensor([-1.0, 0.0, 2.0]))).tolist()
+        [0.0, 0.0, 1.0]
+    """
     x = ops.convert_to_tensor(x)
     return ops.where(ops.greater(x, ops.zeros_like(x)), ops.ones_like(x), ops.zeros_like(x))
 
 
+@serializable_function
 def ste_sign(x, clip_value: float | None = 1.0):
     """sign(x) (sign(0) = 1) with the straight-through gradient `upstream * (|x| <= clip_value)`.
 
@@ -62,13 +67,28 @@ def _approx_sign_gradient(x, dy):
     return ops.where(ops.less_equal(abs_x, 1.0), (1.0 - abs_x) * 2.0 * dy, ops.zeros_like(dy))
 
 
+@serializable_function
 def approx_sign(x):
-    """sign(x) with Bi-Real Net's piecewise-polynomial gradient `2 - 2|x|` on |x| <= 1."""
+    """sign(x) with Bi-Real Net's piecewise-polynomial gradient `upstream * (2 - 2|x|)` on |x| <= 1, else 0.
+
+    Example:
+        >>> from keras import ops
+        >>> ops.convert_to_numpy(approx_sign(ops.convert_to_tensor([-0.3, 0.0]))).tolist()
+        [-1.0, 1.0]
+    """
     return straight_through(sign, _approx_sign_gradient)(x)
 
 
+@serializable_function
 def swish_sign(x, beta: float = 5.0):
-    """sign(x) with the SignSwish gradient (BNN+) of steepness `beta`."""
+    """sign(x) with the SignSwish gradient of steepness `beta` (BNN+):
+    `upstream * beta (2 - beta x tanh(beta x / 2)) / (1 + cosh(beta x))`.
+
+    Example:
+        >>> from keras import ops
+        >>> ops.convert_to_numpy(swish_sign(ops.convert_to_tensor([-0.3, 0.0]))).tolist()
+        [-1.0, 1.0]
+    """
 
     def gradient(x, dy):
         b_x = beta * x
@@ -77,18 +97,34 @@ def swish_sign(x, beta: float = 5.0):
     return straight_through(sign, gradient)(x)
 
 
+@serializable_function
 def ste_heaviside(x, clip_value: float | None = 1.0):
-    """heaviside(x) (0 or 1) with the straight-through gradient `upstream * (|x| <= clip_value)`."""
+    """heaviside(x) (0 or 1) with the straight-through gradient `upstream * (|x| <= clip_value)`.
+
+    Example:
+        >>> from keras import ops
+        >>> ops.convert_to_numpy(ste_heaviside(ops.convert_to_tensor([-0.3, 0.0, 0.2]))).tolist()
+        [0.0, 0.0, 1.0]
+    """
     return straight_through(heaviside, lambda x, dy: clipped_gradient(x, dy, clip_value))(x)
 
 
+@serializable_function
 def ste_tern(x, threshold_value: float = 0.05, ternary_weight_networks: bool = False,
              clip_value: float | None = 1.0):
-    """Ternarization to {-1, 0, 1} around a threshold (fixed, or TWN's 0.7·mean|x|), straight-through gradient."""
+    """-1, 0 or 1 around a threshold (`threshold_value`, or TWN's 0.7·mean|x| when `ternary_weight_networks`),
+    with the straight-through gradient `upstream * (|x| <= clip_value)`.
+
+    Example:
+        >>> from keras import ops
+        >>> ops.convert_to_numpy(ste_tern(ops.convert_to_tensor([-0.3, 0.01, 0.2]))).tolist()
+        [-1.0, 0.0, 1.0]
+    """
 
     def forward(x):
         if ternary_weight_networks:
-            threshold = 0.7 * ops.mean(ops.abs(x))
+            # larq's form: sum / size (not a mean op), so the threshold rounds the same way.
+            threshold = 0.7 * ops.sum(ops.abs(x)) / ops.cast(ops.size(x), x.dtype)
         else:
             threshold = threshold_value
         return ops.sign(ops.sign(x + threshold) + ops.sign(x - threshold))
@@ -96,21 +132,44 @@ def ste_tern(x, threshold_value: float = 0.05, ternary_weight_networks: bool = F
     return straight_through(forward, lambda x, dy: clipped_gradient(x, dy, clip_value))(x)
 
 
+@serializable_function
 def magnitude_aware_sign(x, clip_value: float | None = 1.0):
-    """Bi-Real Net's weight binarization: mean|x| per output channel (last axis) times ste_sign(x)."""
+    """Bi-Real Net's weight binarization: mean|x| over every axis but the last (the output channels), times
+    ste_sign(x); the scale gets no gradient. A rank-0 or rank-1 input has no axis to average: the scale is |x|.
+
+    Example:
+        >>> from keras import ops
+        >>> ops.convert_to_numpy(magnitude_aware_sign(ops.convert_to_tensor([[-1.0, 2.0], [3.0, -4.0]]))).tolist()
+        [[-2.0, 3.0], [2.0, -3.0]]
+    """
     x = ops.convert_to_tensor(x)
-    scale = ops.stop_gradient(ops.mean(ops.abs(x), axis=tuple(range(len(x.shape) - 1))))
-    return scale * ste_sign(x, clip_value=clip_value)
+    axes = tuple(range(len(x.shape) - 1))
+    scale = ops.mean(ops.abs(x), axis=axes) if axes else ops.abs(x)
+    return ops.stop_gradient(scale) * ste_sign(x, clip_value=clip_value)
 
 
-@_alias("no_op")
+@serializable("NoOpQuantizer")
 class NoOp(Quantizer):
-    """The identity, marking a tensor with a `precision` (larq's `NoOp`; optimizers like Bop read it)."""
+    """The identity, marking a variable with a `precision` (larq's `NoOp`; optimizers such as Bop read it).
+
+    Args:
+        precision: The bits the variable is meant to have (a positive int).
+        **kwargs: Passed to `Quantizer` (``name``, ``metrics``, ...).
+
+    Raises:
+        ValueError: `precision` is not a positive int.
+
+    Example:
+        >>> NoOp(precision=1).precision
+        1
+    """
+
+    precision = None
 
     def __init__(self, precision: int, **kwargs):
         super().__init__(**kwargs)
         if isinstance(precision, bool) or not isinstance(precision, int) or precision < 1:
-            raise ValueError(f"precision must be a positive int, got {precision!r}.")
+            raise ValueError(f"NoOp precision must be a positive int, got {precision!r}.")
         self.precision = precision
 
     def call(self, inputs):
@@ -120,15 +179,29 @@ class NoOp(Quantizer):
         return {**super().get_config(), "precision": self.precision}
 
 
-@_alias("ste_sign")
+#: larq's older name of `NoOp`.
+NoOpQuantizer = NoOp
+
+
+@serializable("ste_sign")
 class SteSign(Quantizer):
-    """larq's `SteSign`: sign with a straight-through gradient clipped at `clip_value` (None: not clipped)."""
+    """larq's `SteSign`: sign (+1 at 0) with a straight-through gradient clipped at `clip_value`.
+
+    Args:
+        clip_value: The gradient passes where |x| <= clip_value (None: everywhere).
+        **kwargs: Passed to `Quantizer`.
+
+    Example:
+        >>> from keras import ops
+        >>> ops.convert_to_numpy(SteSign(clip_value=0.5)(ops.convert_to_tensor([-2.0, 0.0]))).tolist()
+        [-1.0, 1.0]
+    """
 
     precision = 1
 
     def __init__(self, clip_value: float | None = 1.0, **kwargs):
         super().__init__(**kwargs)
-        self.clip_value = _check_clip(clip_value)
+        self.clip_value = _check_clip("SteSign", clip_value)
 
     def call(self, inputs):
         return ste_sign(inputs, clip_value=self.clip_value)
@@ -137,9 +210,15 @@ class SteSign(Quantizer):
         return {**super().get_config(), "clip_value": self.clip_value}
 
 
-@_alias("approx_sign")
+@serializable("approx_sign")
 class ApproxSign(Quantizer):
-    """larq's `ApproxSign` (Bi-Real Net's activation binarization)."""
+    """larq's `ApproxSign` (Bi-Real Net's activation binarization): sign with the gradient 2 - 2|x| on |x| <= 1.
+
+    Example:
+        >>> from keras import ops
+        >>> ops.convert_to_numpy(ApproxSign()(ops.convert_to_tensor([-2.0, 0.0]))).tolist()
+        [-1.0, 1.0]
+    """
 
     precision = 1
 
@@ -147,15 +226,21 @@ class ApproxSign(Quantizer):
         return approx_sign(inputs)
 
 
-@_alias("ste_heaviside")
+@serializable("ste_heaviside")
 class SteHeaviside(Quantizer):
-    """larq's `SteHeaviside`: {0, 1} with a straight-through gradient clipped at `clip_value`."""
+    """larq's `SteHeaviside`: 1 where x > 0, else 0, with a straight-through gradient clipped at `clip_value`.
+
+    Example:
+        >>> from keras import ops
+        >>> ops.convert_to_numpy(SteHeaviside()(ops.convert_to_tensor([-2.0, 0.0, 0.1]))).tolist()
+        [0.0, 0.0, 1.0]
+    """
 
     precision = 1
 
     def __init__(self, clip_value: float | None = 1.0, **kwargs):
         super().__init__(**kwargs)
-        self.clip_value = _check_clip(clip_value)
+        self.clip_value = _check_clip("SteHeaviside", clip_value)
 
     def call(self, inputs):
         return ste_heaviside(inputs, clip_value=self.clip_value)
@@ -164,17 +249,22 @@ class SteHeaviside(Quantizer):
         return {**super().get_config(), "clip_value": self.clip_value}
 
 
-@_alias("swish_sign")
+@serializable("swish_sign")
 class SwishSign(Quantizer):
-    """larq's `SwishSign`: sign with the SignSwish gradient of steepness `beta`."""
+    """larq's `SwishSign`: sign with the SignSwish gradient of steepness `beta` (> 0).
+
+    Example:
+        >>> SwishSign(beta=2.0).get_config()["beta"]
+        2.0
+    """
 
     precision = 1
 
     def __init__(self, beta: float = 5.0, **kwargs):
         super().__init__(**kwargs)
-        if isinstance(beta, bool) or not isinstance(beta, (int, float)):
-            raise ValueError(f"beta must be a number, got {beta!r}.")
-        self.beta = float(beta)
+        if not (_is_real(beta) and 0 < beta < math.inf):
+            raise ValueError(f"SwishSign beta must be a positive finite number, got {beta!r}.")
+        self.beta = beta
 
     def call(self, inputs):
         return swish_sign(inputs, beta=self.beta)
@@ -183,15 +273,21 @@ class SwishSign(Quantizer):
         return {**super().get_config(), "beta": self.beta}
 
 
-@_alias("magnitude_aware_sign")
+@serializable("magnitude_aware_sign")
 class MagnitudeAwareSign(Quantizer):
-    """larq's `MagnitudeAwareSign`: per-output-channel mean|w| times sign(w) (Bi-Real Net's weights)."""
+    """larq's `MagnitudeAwareSign`: per-output-channel mean|w| times sign(w) (Bi-Real Net's weights).
+
+    Example:
+        >>> from keras import ops
+        >>> ops.convert_to_numpy(MagnitudeAwareSign()(ops.convert_to_tensor([[-1.0], [3.0]]))).tolist()
+        [[-2.0], [2.0]]
+    """
 
     precision = 1
 
     def __init__(self, clip_value: float | None = 1.0, **kwargs):
         super().__init__(**kwargs)
-        self.clip_value = _check_clip(clip_value)
+        self.clip_value = _check_clip("MagnitudeAwareSign", clip_value)
 
     def call(self, inputs):
         return magnitude_aware_sign(inputs, clip_value=self.clip_value)
@@ -200,22 +296,28 @@ class MagnitudeAwareSign(Quantizer):
         return {**super().get_config(), "clip_value": self.clip_value}
 
 
-@_alias("ste_tern")
+@serializable("ste_tern")
 class SteTern(Quantizer):
-    """larq's `SteTern`: {-1, 0, 1} around `threshold_value` (or TWN's adaptive threshold)."""
+    """larq's `SteTern`: -1, 0 or 1 around `threshold_value` (or TWN's 0.7·mean|x| when
+    `ternary_weight_networks`), with a straight-through gradient clipped at `clip_value`.
+
+    Example:
+        >>> SteTern(threshold_value=0.1).precision
+        2
+    """
 
     precision = 2
 
     def __init__(self, threshold_value: float = 0.05, ternary_weight_networks: bool = False,
                  clip_value: float | None = 1.0, **kwargs):
         super().__init__(**kwargs)
-        if isinstance(threshold_value, bool) or not isinstance(threshold_value, (int, float)) or threshold_value < 0:
-            raise ValueError(f"threshold_value must be a number >= 0, got {threshold_value!r}.")
+        if not (_is_real(threshold_value) and 0 <= threshold_value < math.inf):
+            raise ValueError(f"SteTern threshold_value must be a finite number >= 0, got {threshold_value!r}.")
         if not isinstance(ternary_weight_networks, bool):
-            raise TypeError(f"ternary_weight_networks must be a bool, got {ternary_weight_networks!r}.")
-        self.threshold_value = float(threshold_value)
+            raise TypeError(f"SteTern ternary_weight_networks must be a bool, got {ternary_weight_networks!r}.")
+        self.threshold_value = threshold_value
         self.ternary_weight_networks = ternary_weight_networks
-        self.clip_value = _check_clip(clip_value)
+        self.clip_value = _check_clip("SteTern", clip_value)
 
     def call(self, inputs):
         return ste_tern(inputs, threshold_value=self.threshold_value,
@@ -226,38 +328,59 @@ class SteTern(Quantizer):
                 "ternary_weight_networks": self.ternary_weight_networks, "clip_value": self.clip_value}
 
 
-@_alias("dorefa_quantizer")
+def _unit_interval_gradient(x, dy):
+    # tf.clip_by_value's gradient in larq: dy on 0 <= x <= 1, both ends included (JAX's clip gives dy/2 there).
+    inside = ops.logical_and(ops.greater_equal(x, 0.0), ops.less_equal(x, 1.0))
+    return ops.where(inside, dy, ops.zeros_like(dy))
+
+
+@serializable("dorefa_quantizer", "DoReFaQuantizer")
 class DoReFa(Quantizer):
-    """larq's `DoReFa`: k-bit uniform quantization of activations (clipped to [0, 1]) or of weights
-    (tanh-normalized to [-1, 1]), with a straight-through gradient."""
+    """larq's `DoReFa`: `k_bit`-bit uniform quantization of activations (clipped to [0, 1]) or of weights
+    (tanh, normalized by max|tanh|, quantized on [0, 1] and mapped back to [-1, 1]), straight-through gradient.
+
+    Args:
+        k_bit: Bits of the output (a positive int; `precision`).
+        mode: ``"activations"`` or ``"weights"``.
+        **kwargs: Passed to `Quantizer`.
+
+    Raises:
+        ValueError: an unknown `mode` (larq's message) or a `k_bit` that is not a positive int.
+
+    Example:
+        >>> from keras import ops
+        >>> ops.convert_to_numpy(DoReFa(k_bit=2)(ops.convert_to_tensor([-1.0, 0.2, 0.5, 2.0]))).tolist()
+        [0.0, 0.3333333432674408, 0.6666666865348816, 1.0]
+    """
+
+    precision = None
 
     def __init__(self, k_bit: int = 2, mode: str = "activations", **kwargs):
         super().__init__(**kwargs)
         if isinstance(k_bit, bool) or not isinstance(k_bit, int) or k_bit < 1:
-            raise ValueError(f"k_bit must be a positive int, got {k_bit!r}.")
+            raise ValueError(f"DoReFa k_bit must be a positive int, got {k_bit!r}.")
         if mode not in ("activations", "weights"):
-            raise ValueError(f"mode must be 'activations' or 'weights', got {mode!r}.")
+            raise ValueError(f"Invalid DoReFa quantizer mode {mode}. Valid values are 'activations' and 'weights'.")
         self.precision = k_bit
         self.mode = mode
 
     def weight_preprocess(self, inputs):
-        """tanh(w) mapped to [0, 1] (the DoReFa weight transform before quantization)."""
-        tanh = ops.tanh(inputs)
-        dividend = ops.stop_gradient(ops.max(ops.abs(tanh)))
-        return ops.divide_no_nan(tanh, 2.0 * dividend) + 0.5
+        """tanh(w) / (2 max|tanh(w)|) + 0.5, in [0, 1] (the max gets no gradient; all-zero weights give 0.5)."""
+        limited = ops.tanh(inputs)
+        dividend = ops.stop_gradient(ops.max(ops.abs(limited)))
+        return ops.divide_no_nan(limited, 2.0 * dividend) + 0.5
 
     def call(self, inputs):
         inputs = ops.convert_to_tensor(inputs)
-        if self.mode == "activations":
-            inputs = ops.clip(inputs, 0.0, 1.0)
-        else:
-            inputs = self.weight_preprocess(inputs)
         levels = 2.0 ** self.precision - 1.0
-        quantize = straight_through(lambda x: ops.round(x * levels) / levels, lambda x, dy: dy)
-        outputs = quantize(inputs)
-        if self.mode == "weights":
-            outputs = 2.0 * outputs - 1.0
-        return outputs
+
+        def quantize(x):
+            return ops.round(x * levels) / levels
+
+        if self.mode == "activations":
+            return straight_through(lambda x: quantize(ops.clip(x, 0.0, 1.0)), _unit_interval_gradient)(inputs)
+        outputs = straight_through(quantize, lambda x, dy: dy)(self.weight_preprocess(inputs))
+        return 2.0 * outputs - 1.0
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "k_bit": self.precision, "mode": self.mode}
