@@ -2,7 +2,9 @@
 
 Names are `architecture.tag`; each has one `ZooEntry` (builder, task, pretrained weights and scores, training
 recipe, paper figures, card prose), defined next to its builder in `keras_bnn.zoo.models`. Models are Functional
-Keras models built from keras_bnn, larq and Keras layers; pretrained weights ship as compact files (binary kernels
+Keras 3 models built from keras_bnn and Keras layers, on any backend (`get(name, legacy=True)` builds the same
+definition with tf-keras, larq and keras_bnn.legacy layers, which is what the converter takes for now; importing
+the zoo imports neither). Pretrained weights ship as compact files (binary kernels
 as packed bits) checked by sha256 and are read only when a model is asked for with `pretrained=True`. Image
 classifiers take pixels; the text models take token ids, and `tokenizer(name)` turns raw text into them with the
 vocabulary stored in the weights file.
@@ -16,7 +18,6 @@ Example:
     (None, 7, 7, 96)
 """
 
-import keras_bnn  # noqa: F401  (selects tf-keras before TensorFlow is imported)
 from keras_bnn.zoo import models as _models  # noqa: F401  (registers every entry)
 from keras_bnn.zoo import samples, weights
 from keras_bnn.zoo.api import get, list_models

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import tensorflow as tf
+from typing import Any
 
+from keras_bnn.zoo.models._kit import kit
 from keras_bnn.zoo.registry import TASKS, ZooEntry, entry, list_registered
 from keras_bnn.zoo.weights import load_pretrained
 
@@ -53,8 +54,11 @@ def get(
     num_classes: int | None = None,
     include_top: bool = True,
     batch_size: int | None = None,
-) -> tf.keras.Model:
-    """Build a zoo model, optionally with its pretrained weights.
+    legacy: bool = False,
+) -> Any:
+    """Build a zoo model, optionally with its pretrained weights: a Keras 3 model (any backend), or with
+    ``legacy=True`` the tf-keras + larq model of the same definition and weights (what ``keras_bnn.tflite``
+    converts, until the converter takes Keras 3 models).
 
     Args:
         name: A name from `list_models()`, `architecture.tag`.
@@ -68,9 +72,12 @@ def get(
             feature layer; with pretrained=True that is the pretrained backbone (the head's weights are loaded
             and dropped).
         batch_size: Fixed batch size of the input (LCE converts with a fixed batch); None leaves it open.
+        legacy: True builds the tf-keras model (`tf.keras`, larq and ``keras_bnn.legacy`` layers; imports them
+            and selects tf-keras as `tf.keras`); False (default) the Keras 3 model (`keras_bnn.layers`).
 
     Returns:
-        A Functional `tf.keras.Model` made of keras_bnn, larq and Keras layers.
+        A Functional `keras.Model` made of keras_bnn and Keras layers (`legacy=True`: a `tf.keras.Model` made
+        of larq, keras_bnn.legacy and tf-keras layers).
 
     Raises:
         ValueError: Unknown name (the message lists close names), a model without pretrained weights asked
@@ -87,6 +94,8 @@ def get(
     found = entry(name)
     if not isinstance(pretrained, bool):
         raise TypeError(f"pretrained must be a bool, got {pretrained!r}.")
+    if not isinstance(legacy, bool):
+        raise TypeError(f"legacy must be a bool, got {legacy!r}.")
     if not isinstance(include_top, bool):
         raise TypeError(f"include_top must be a bool, got {include_top!r}.")
     if num_classes is not None and not include_top:
@@ -105,6 +114,7 @@ def get(
         num_classes=num_classes if num_classes is not None else found.num_classes,
         include_top=include_top or pretrained,
         batch_size=batch_size,
+        legacy=legacy,
     )
     if not pretrained:
         return model
@@ -112,4 +122,4 @@ def get(
     if include_top:
         return model
     features = model.get_layer(found.feature_layer).output
-    return tf.keras.Model(model.inputs, features, name=f"{model.name}_features")
+    return kit(legacy).keras.Model(model.inputs, features, name=f"{model.name}_features")

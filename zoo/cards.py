@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import importlib_resources
-import larq
-import tensorflow as tf
 
 from keras_bnn.zoo.registry import METRICS, TASKS, Pretrained, ZooEntry, entry
 
@@ -13,8 +13,9 @@ __all__ = ["operation_counts", "model_card"]
 _BATCHNORM_NAMES = ("batch_norm", "shortcut_norm")
 
 
-def operation_counts(model: tf.keras.Model) -> dict[str, int]:
-    """Parameter and MAC counts of `model` from `larq.models.ModelProfile`.
+def operation_counts(model: Any) -> dict[str, int]:
+    """Parameter and MAC counts of a tf-keras `model` (``zoo.get(name, legacy=True)``) from
+    `larq.models.ModelProfile`.
 
     larq counts each 32-bit weight of a convolution-like layer as MACs per output pixel, so the BatchNorm
     inside a `BiRealConv2D` shows up as float MACs; `float_macs_excluding_batchnorm` leaves those out (an
@@ -27,10 +28,13 @@ def operation_counts(model: tf.keras.Model) -> dict[str, int]:
     Example:
         >>> import keras_bnn.zoo
         >>> from keras_bnn.zoo.cards import operation_counts
-        >>> counts = operation_counts(keras_bnn.zoo.get("binarynet_mlp.mnist"))
+        >>> counts = operation_counts(keras_bnn.zoo.get("binarynet_mlp.mnist", legacy=True))
         >>> counts["binary_macs"], counts["float_macs"]
         (8409088, 1605632)
     """
+    import larq
+    import tensorflow as tf
+
     profile = larq.models.ModelProfile(model)
     batchnorm_macs = 0
     for layer, layer_profile in zip(model.layers, profile.layer_profiles):
@@ -184,7 +188,7 @@ def model_card(name: str) -> str:
     spec = entry(name)
     from keras_bnn.zoo.api import get
 
-    counts = operation_counts(get(name))
+    counts = operation_counts(get(name, legacy=True))  # larq's profile counts tf-keras models
     lines = [f"# {name}", ""] + _architecture_section(spec, counts)
     if spec.paper_figures is not None:
         lines += _paper_section(spec.paper_figures, counts)

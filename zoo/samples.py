@@ -1,7 +1,8 @@
 """A pretrained zoo model as it is deployed, with real samples to check its flatbuffers on.
 
 * :func:`deployment_model`: the model a flatbuffer is made of (a language model: its one-character step model with
-  the recurrent state as input and output, ``keras_bnn.text.step_model``);
+  the recurrent state as input and output, ``keras_bnn.text.step_model``), a tf-keras model (``legacy=True``: what
+  ``keras_bnn.tflite`` converts until it takes Keras 3 models);
 * :func:`test_samples`: inputs of that model from the card's test split, with the true classes;
 * :func:`calibration_samples`: inputs from the training split (for the int8 target's calibration).
 
@@ -14,8 +15,9 @@ Example:
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
-import tensorflow as tf
 
 from keras_bnn.zoo.api import get
 from keras_bnn.zoo.registry import entry
@@ -23,14 +25,14 @@ from keras_bnn.zoo.registry import entry
 __all__ = ["calibration_samples", "deployment_model", "test_samples"]
 
 
-def deployment_model(name: str, batch_size: int | None = 1) -> tf.keras.Model:
-    """The pretrained model a flatbuffer of `name` is made of, at `batch_size` (a language model's step model is
-    always batch 1)."""
+def deployment_model(name: str, batch_size: int | None = 1) -> Any:
+    """The pretrained tf-keras model a flatbuffer of `name` is made of (the converter takes tf-keras models), at
+    `batch_size` (a language model's step model is always batch 1)."""
     if entry(name).task == "language_modeling":
         from keras_bnn.text import step_model
 
-        return step_model(get(name, pretrained=True))
-    return get(name, pretrained=True, batch_size=batch_size)
+        return step_model(get(name, pretrained=True, legacy=True))
+    return get(name, pretrained=True, batch_size=batch_size, legacy=True)
 
 
 def _language_model_samples(name: str, split: str, examples: int | None) -> tuple[list[np.ndarray], np.ndarray]:

@@ -22,7 +22,6 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from keras_bnn.text import CharVocabulary, SentenceTokenizer
 from keras_bnn.zoo.registry import entry
 from keras_bnn.zoo.weights import WeightsFileError, load_extras, weights_path
 
@@ -58,7 +57,7 @@ def _vocabulary(name: str, weights: str | os.PathLike | None) -> list[str]:
     return decode_vocabulary(extras["vocabulary"])
 
 
-def tokenizer(name: str, weights: str | os.PathLike | None = None) -> CharVocabulary | SentenceTokenizer:
+def tokenizer(name: str, weights: str | os.PathLike | None = None):
     """The tokenizer of a pretrained text model, built from the vocabulary in its weights file.
 
     Args:
@@ -75,6 +74,8 @@ def tokenizer(name: str, weights: str | os.PathLike | None = None) -> CharVocabu
         ValueError: `name` is unknown, has no pretrained weights, or is not a text model.
         keras_bnn.zoo.WeightsFileError: the weights file is missing, corrupted, or has no vocabulary.
     """
+    from keras_bnn.text import CharVocabulary, SentenceTokenizer  # imported on use: they import TensorFlow
+
     found = entry(name)
     if found.task == "language_modeling":
         return CharVocabulary("".join(str(character) for character in _vocabulary(name, weights)))

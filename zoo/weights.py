@@ -1,10 +1,11 @@
 """Compact weight files: binary kernels as packed bits, everything else at its own dtype, checked by sha256.
 
 A compact file is an uncompressed `.npz` (readable with `numpy.load`) holding every weight of a model, in
-`model.weights` order:
+tf-keras's `model.weights` order (a Keras 3 model's weights are put in that order, so the Keras 3 and the tf-keras
+build of one zoo definition read the same file; see ``keras_bnn.zoo._weight_access``):
 
-* a binary kernel (a larq `QuantizedVariable` whose quantizer has precision 1) whose quantized value is
-  ±1 is stored as its signs, `np.packbits` of `quantized > 0` (1 bit per weight): key `wNNN.bits`;
+* a binary kernel (the latent weight of a keras_bnn layer's, or a larq `QuantizedVariable`'s, quantizer of
+  precision 1) whose quantized value is ±1 is stored as its signs, `np.packbits` of `quantized > 0` (1 bit per weight): key `wNNN.bits`;
 * a binary kernel whose quantized value is ±c with one c per output channel (larq's
   `magnitude_aware_sign`, the XNOR-Net/Bi-Real weight scale) is stored as signs plus one float32 per output
   channel: keys `wNNN.bits` and `wNNN.scale`;
@@ -40,9 +41,8 @@ import pathlib
 import zipfile
 
 import numpy as np
-import tensorflow as tf
 
-from keras_bnn import _compat
+from keras_bnn.zoo._weight_access import Slot, is_built_model, slots
 
 __all__ = [
     "CACHE_SUBDIR",
@@ -96,22 +96,6 @@ def file_sha256(path: str | os.PathLike) -> str:
         return hashlib.sha256(file.read()).hexdigest()
 
 
-def _binary_quantizer(weight: tf.Variable):
-    if isinstance(weight, _compat.quantized_variable_class()) and _compat.is_binary_quantizer(weight.quantizer):
-        return weight.quantizer
-    return None
-
-
-def _quantize(quantizer, value: np.ndarray) -> np.ndarray:
-    """The quantizer applied as in a model's (graph-mode) forward pass."""
-    return _graph_call(quantizer, tf.constant(value)).numpy()
-
-
-@tf.function(reduce_retracing=True)
-def _graph_call(quantizer, value: tf.Tensor) -> tf.Tensor:
-    return quantizer(value)
-
-
 def _signed(bits: np.ndarray, magnitude: np.ndarray) -> np.ndarray:
     return np.where(bits, magnitude, -magnitude).astype(np.float32)
 
@@ -124,12 +108,12 @@ def _channel_magnitudes(quantized: np.ndarray) -> np.ndarray | None:
     return None
 
 
-def _encode_binary(weight: tf.Variable, quantizer) -> dict[str, np.ndarray] | None:
+def _encode_binary(slot: Slot) -> dict[str, np.ndarray] | None:
     """The bit (+scale) form of a binary kernel, or None when it would not reproduce the quantized value."""
-    latent = weight.latent_variable.numpy()
+    latent = slot.read()
     if latent.dtype != np.float32 or latent.ndim < 1:
         return None
-    quantized = _quantize(quantizer, latent)
+    quantized = slot.quantize(latent)
     magnitudes = _channel_magnitudes(quantized)
     if magnitudes is None:
         return None
@@ -138,7 +122,7 @@ def _encode_binary(weight: tf.Variable, quantizer) -> dict[str, np.ndarray] | No
     if not np.all(magnitudes == 1.0):
         encoded["scale"] = magnitudes
     # Loading sets the latent weight to ±c; keep the bit form only if the quantizer maps that back to ±c.
-    if not np.array_equal(_quantize(quantizer, _signed(bits, magnitudes)), quantized):
+    if not np.array_equal(slot.quantize(_signed(bits, magnitudes)), quantized):
         return None
     return encoded
 
@@ -155,7 +139,7 @@ def _representable_scale(magnitudes: np.ndarray, reduced: int) -> np.ndarray:
     return rounded.astype(np.float32)
 
 
-def canonicalize(model: tf.keras.Model) -> int:
+def canonicalize(model) -> int:
     """Set every binary kernel's latent weight to its quantized value, so `save_compact` stores it as bits.
 
     A ±1 kernel's quantized forward pass does not change. A ±c kernel (magnitude-aware sign) gets c rounded
@@ -164,7 +148,7 @@ def canonicalize(model: tf.keras.Model) -> int:
     an arbitrary c is not c. Measure a model after canonicalizing it: that is the model a compact file holds.
 
     Args:
-        model: A built Keras model; non-binary weights are left alone.
+        model: A built Keras 3 or tf-keras model; non-binary weights are left alone.
 
     Returns:
         The number of binary kernels set.
@@ -176,17 +160,16 @@ def canonicalize(model: tf.keras.Model) -> int:
         2
     """
     count = 0
-    for weight in model.weights:
-        quantizer = _binary_quantizer(weight)
-        if quantizer is None:
+    for slot in slots(model):
+        if slot.quantizer is None:
             continue
-        quantized = _quantize(quantizer, weight.latent_variable.numpy())
+        quantized = slot.quantize(slot.read())
         magnitudes = _channel_magnitudes(quantized)
         if magnitudes is None:
             continue
         if not np.all(magnitudes == 1.0):
             magnitudes = _representable_scale(magnitudes, quantized.size // quantized.shape[-1])
-        weight.latent_variable.assign(_signed(quantized > 0, magnitudes))
+        slot.assign(_signed(quantized > 0, magnitudes))
         count += 1
     return count
 
@@ -221,13 +204,12 @@ def _check_extras(extras: dict[str, np.ndarray] | None) -> dict[str, np.ndarray]
     return checked
 
 
-def save_compact(
-    model: tf.keras.Model, path: str | os.PathLike, *, extras: dict[str, np.ndarray] | None = None
-) -> CompactInfo:
+def save_compact(model, path: str | os.PathLike, *, extras: dict[str, np.ndarray] | None = None) -> CompactInfo:
     """Write all of `model`'s weights to `path` in the compact format (see the module docstring).
 
     Args:
-        model: A built Keras model (any model; larq binary kernels are stored as bits).
+        model: A built Keras 3 or tf-keras model (any model; binary kernels, of keras_bnn or larq layers, are
+            stored as bits).
         path: Where to write the `.npz` file.
         extras: Arrays stored next to the weights (names are identifiers; str arrays are fine, objects are
             not), e.g. `{"vocabulary": np.asarray(tokens)}`; read back with `load_extras`.
@@ -239,21 +221,19 @@ def save_compact(
         TypeError: `model` is not a built Keras model.
         ValueError: a bad `extras` name or an object array.
     """
-    if not isinstance(model, tf.keras.Model) or not model.built:
-        raise TypeError(f"save_compact needs a built tf.keras.Model, got {model!r}.")
+    if not is_built_model(model):
+        raise TypeError(f"save_compact needs a built Keras model, got {model!r}.")
     arrays: dict[str, np.ndarray] = {"__format__": np.asarray(FORMAT), **_check_extras(extras)}
     names, binary, scaled, fallbacks, float_bytes = [], 0, 0, [], 0
-    for index, weight in enumerate(model.weights):
+    for index, slot in enumerate(slots(model)):
         key = f"w{index:03d}"
-        names.append(weight.name)
-        float_bytes += int(np.prod(weight.shape)) * 4
-        quantizer = _binary_quantizer(weight)
-        encoded = _encode_binary(weight, quantizer) if quantizer is not None else None
+        names.append(slot.name)
+        float_bytes += int(np.prod(slot.shape)) * 4
+        encoded = _encode_binary(slot) if slot.quantizer is not None else None
         if encoded is None:
-            if quantizer is not None:
-                fallbacks.append(weight.name)
-            value = weight.latent_variable if isinstance(weight, _compat.quantized_variable_class()) else weight
-            arrays[f"{key}.value"] = value.numpy()
+            if slot.quantizer is not None:
+                fallbacks.append(slot.name)
+            arrays[f"{key}.value"] = slot.read()
             continue
         binary += 1
         scaled += "scale" in encoded
@@ -324,7 +304,7 @@ def load_extras(
 
 
 def load_compact(
-    model: tf.keras.Model,
+    model,
     path: str | os.PathLike,
     *,
     sha256: str | None = None,
@@ -335,7 +315,8 @@ def load_compact(
     The file is checked against `sha256` (and `size`) before anything is parsed or assigned.
 
     Args:
-        model: A built model with the same weights (count, order, shapes) as the saved one.
+        model: A built Keras 3 or tf-keras model with the same weights (count, order, shapes) as the saved one
+            (the same zoo definition built either way).
         path: The `.npz` file.
         sha256: Expected hex sha256 of the file; None skips the check.
         size: Expected file size in bytes; None skips the check.
@@ -346,22 +327,22 @@ def load_compact(
     """
     arrays = _read_arrays(path, sha256, size)
     names = [str(name) for name in arrays["__names__"]]
-    if len(names) != len(model.weights):
+    targets = slots(model)
+    if len(names) != len(targets):
         raise WeightsFileError(
-            f"{os.fspath(path)!r} holds {len(names)} weights but model {model.name!r} has {len(model.weights)}."
+            f"{os.fspath(path)!r} holds {len(names)} weights but model {model.name!r} has {len(targets)}."
         )
     values = []
-    for index, (weight, saved_name) in enumerate(zip(model.weights, names)):
+    for index, (slot, saved_name) in enumerate(zip(targets, names)):
         value = _decode(arrays, f"w{index:03d}")
-        if tuple(value.shape) != tuple(weight.shape):
+        if tuple(value.shape) != slot.shape:
             raise WeightsFileError(
                 f"{os.fspath(path)!r}: weight {index} ({saved_name}) has shape {tuple(value.shape)} but the "
-                f"model's {weight.name} has shape {tuple(weight.shape)}."
+                f"model's {slot.name} has shape {slot.shape}."
             )
         values.append(value)
-    for weight, value in zip(model.weights, values):
-        target = weight.latent_variable if isinstance(weight, _compat.quantized_variable_class()) else weight
-        target.assign(value.astype(target.dtype.as_numpy_dtype))
+    for slot, value in zip(targets, values):
+        slot.assign(value)
 
 
 def weights_path(pretrained, cache_dir: str | os.PathLike | None = None) -> pathlib.Path:
@@ -386,12 +367,14 @@ def weights_path(pretrained, cache_dir: str | os.PathLike | None = None) -> path
         )
     if cache_dir is not None:  # Keras falls back to /tmp/.keras when the folder does not exist yet.
         os.makedirs(cache_dir, exist_ok=True)
-    downloaded = tf.keras.utils.get_file(
+    import keras
+
+    downloaded = keras.utils.get_file(
         pretrained.weights_file, pretrained.url, file_hash=pretrained.sha256, hash_algorithm="sha256",
         cache_subdir=CACHE_SUBDIR, cache_dir=None if cache_dir is None else os.fspath(cache_dir))
     return pathlib.Path(downloaded)
 
 
-def load_pretrained(model: tf.keras.Model, pretrained) -> None:
+def load_pretrained(model, pretrained) -> None:
     """Set `model`'s weights from a zoo entry's pretrained file, checked by sha256 and size first."""
     load_compact(model, weights_path(pretrained), sha256=pretrained.sha256, size=pretrained.size_bytes)

@@ -8,8 +8,7 @@ Example:
 
 from __future__ import annotations
 
-import larq
-import tensorflow as tf
+from typing import Any
 
 from keras_bnn.zoo.models._building import (
     MNIST_LICENSE,
@@ -25,6 +24,7 @@ from keras_bnn.zoo.models._building import (
     rescale,
     softmax,
 )
+from keras_bnn.zoo.models._kit import kit
 from keras_bnn.zoo.registry import Pretrained, ZooEntry, register
 from keras_bnn.zoo.training.recipes import ImageRecipe
 
@@ -32,7 +32,7 @@ __all__ = ["binary_cnn"]
 
 
 def binary_cnn(*, input_shape: tuple[int, ...] = MNIST_SHAPE, num_classes: int = 10, include_top: bool = True,
-               batch_size: int | None = None, binary: bool = True) -> tf.keras.Model:
+               batch_size: int | None = None, binary: bool = True, legacy: bool = False) -> Any:
     """Three binary 3x3 convolutions (each + max-pool + BatchNorm), binary dense 256, binary classifier.
 
     Args:
@@ -41,24 +41,26 @@ def binary_cnn(*, input_shape: tuple[int, ...] = MNIST_SHAPE, num_classes: int =
         include_top: False ends the model at `bn4`.
         batch_size: Fixed batch size, or None.
         binary: False builds the float twin.
+        legacy: True builds the tf-keras + larq model (what the converter takes); False the Keras 3 one.
     """
+    k = kit(legacy)
     check_head_args(num_classes, include_top)
-    inputs = model_input(input_shape, batch_size, min_rank=3)
-    x = rescale(inputs)
+    inputs = model_input(k, input_shape, batch_size, min_rank=3)
+    x = rescale(k, inputs)
     for index, filters in enumerate((64, 64, 128), start=1):
-        x = larq.layers.QuantConv2D(
+        x = k.QuantConv2D(
             filters, 3, padding="same", pad_values=0.0 if index == 1 else 1.0, use_bias=False, name=f"conv{index}",
-            **quant_kwargs(binary, None if index == 1 else "ste_sign", "ste_sign"),
+            **quant_kwargs(k, binary, None if index == 1 else "ste_sign", "ste_sign"),
         )(x)
-        x = tf.keras.layers.MaxPooling2D(2, name=f"pool{index}")(x)
-        x = batch_norm(f"bn{index}")(x)
-    x = tf.keras.layers.Flatten(name="flatten")(x)
-    x = quant_dense(256, binary, "ste_sign", name="dense4")(x)
-    x = batch_norm("bn4")(x)
+        x = k.keras.layers.MaxPooling2D(2, name=f"pool{index}")(x)
+        x = batch_norm(k, f"bn{index}")(x)
+    x = k.keras.layers.Flatten(name="flatten")(x)
+    x = quant_dense(k, 256, binary, "ste_sign", name="dense4")(x)
+    x = batch_norm(k, "bn4")(x)
     if include_top:
-        x = quant_dense(num_classes, binary, "ste_sign", name="logits_dense")(x)
-        x = softmax(batch_norm("logits_bn")(x))
-    return finish(inputs, x, "binary_cnn.mnist")
+        x = quant_dense(k, num_classes, binary, "ste_sign", name="logits_dense")(x)
+        x = softmax(k, batch_norm(k, "logits_bn")(x))
+    return finish(k, inputs, x, "binary_cnn.mnist")
 
 
 register(ZooEntry(

@@ -8,7 +8,7 @@ Example:
 
 from __future__ import annotations
 
-import tensorflow as tf
+from typing import Any
 
 from keras_bnn.zoo.models._building import (
     MNIST_LICENSE,
@@ -23,6 +23,7 @@ from keras_bnn.zoo.models._building import (
     rescale,
     softmax,
 )
+from keras_bnn.zoo.models._kit import kit
 from keras_bnn.zoo.registry import Pretrained, ZooEntry, register
 from keras_bnn.zoo.training.recipes import ImageRecipe
 
@@ -30,7 +31,7 @@ __all__ = ["binarynet_mlp"]
 
 
 def binarynet_mlp(*, input_shape: tuple[int, ...] = MNIST_SHAPE, num_classes: int = 10, include_top: bool = True,
-                  batch_size: int | None = None, binary: bool = True) -> tf.keras.Model:
+                  batch_size: int | None = None, binary: bool = True, legacy: bool = False) -> Any:
     """BinaryNet's MNIST MLP: four bias-free dense layers with sign weights, BatchNorm after each.
 
     Args:
@@ -39,17 +40,19 @@ def binarynet_mlp(*, input_shape: tuple[int, ...] = MNIST_SHAPE, num_classes: in
         include_top: False ends the model at `bn3`.
         batch_size: Fixed batch size, or None.
         binary: False builds the float twin (no quantizers, `hard_tanh` where the binary model has a sign).
+        legacy: True builds the tf-keras + larq model (what the converter takes); False the Keras 3 one.
     """
+    k = kit(legacy)
     check_head_args(num_classes, include_top)
-    inputs = model_input(input_shape, batch_size, min_rank=1)
-    x = tf.keras.layers.Flatten(name="flatten")(rescale(inputs))
+    inputs = model_input(k, input_shape, batch_size, min_rank=1)
+    x = k.keras.layers.Flatten(name="flatten")(rescale(k, inputs))
     for index in range(1, 4):
-        x = quant_dense(2048, binary, None if index == 1 else "ste_sign", name=f"dense{index}")(x)
-        x = batch_norm(f"bn{index}")(x)
+        x = quant_dense(k, 2048, binary, None if index == 1 else "ste_sign", name=f"dense{index}")(x)
+        x = batch_norm(k, f"bn{index}")(x)
     if include_top:
-        x = quant_dense(num_classes, binary, "ste_sign", name="logits_dense")(x)
-        x = softmax(batch_norm("logits_bn")(x))
-    return finish(inputs, x, "binarynet_mlp.mnist")
+        x = quant_dense(k, num_classes, binary, "ste_sign", name="logits_dense")(x)
+        x = softmax(k, batch_norm(k, "logits_bn")(x))
+    return finish(k, inputs, x, "binarynet_mlp.mnist")
 
 
 register(ZooEntry(

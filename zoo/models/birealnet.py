@@ -8,9 +8,8 @@ Example:
 
 from __future__ import annotations
 
-import tensorflow as tf
+from typing import Any
 
-from keras_bnn.legacy.layers import BiRealConv2D
 from keras_bnn.zoo.models._building import (
     BN_MOMENTUM,
     FASHION_MNIST_LICENSE,
@@ -29,6 +28,7 @@ from keras_bnn.zoo.models._building import (
     real_stem,
     rescale,
 )
+from keras_bnn.zoo.models._kit import Kit, kit
 from keras_bnn.zoo.registry import Pretrained, ZooEntry, register
 from keras_bnn.zoo.training.recipes import ImageRecipe
 
@@ -37,36 +37,39 @@ __all__ = ["birealnet18", "birealnet_small"]
 PAPER = "Liu et al., 'Bi-Real Net: Enhancing the Performance of 1-bit CNNs', ECCV 2018"
 
 
-def _block(x: tf.Tensor, filters: int, strides: int, name: str, binary: bool) -> tf.Tensor:
-    return BiRealConv2D(filters, strides=strides, momentum=BN_MOMENTUM, name=name,
-                        **quant_kwargs(binary, "approx_sign", "magnitude_aware_sign"))(x)
+def _block(k: Kit, x: Any, filters: int, strides: int, name: str, binary: bool) -> Any:
+    return k.BiRealConv2D(filters, strides=strides, momentum=BN_MOMENTUM, name=name,
+                          **quant_kwargs(k, binary, "approx_sign", "magnitude_aware_sign"))(x)
 
 
 def birealnet_small(*, input_shape: tuple[int, ...] = MNIST_SHAPE, num_classes: int = 10, include_top: bool = True,
-                    batch_size: int | None = None, binary: bool = True) -> tf.keras.Model:
-    """A four-block Bi-Real Net for 28x28 images (see the entry's summary); False `binary`: the float twin."""
+                    batch_size: int | None = None, binary: bool = True, legacy: bool = False) -> Any:
+    """A four-block Bi-Real Net for 28x28 images (see the entry's summary); False `binary`: the float twin;
+    True `legacy`: the tf-keras + larq model (what the converter takes)."""
+    k = kit(legacy)
     check_head_args(num_classes, include_top)
-    inputs = model_input(input_shape, batch_size, min_rank=3)
-    x = real_stem(rescale(inputs), 48)
+    inputs = model_input(k, input_shape, batch_size, min_rank=3)
+    x = real_stem(k, rescale(k, inputs), 48)
     for index, (filters, strides) in enumerate(((48, 1), (48, 1), (96, 2), (96, 1)), start=1):
-        x = _block(x, filters, strides, f"block{index}", binary)
+        x = _block(k, x, filters, strides, f"block{index}", binary)
     if include_top:
-        x = real_classifier(x, num_classes)
-    return finish(inputs, x, "birealnet_small.fashion_mnist")
+        x = real_classifier(k, x, num_classes)
+    return finish(k, inputs, x, "birealnet_small.fashion_mnist")
 
 
 def birealnet18(*, input_shape: tuple[int, ...] = IMAGENET_SHAPE, num_classes: int = 1000, include_top: bool = True,
-                batch_size: int | None = None, binary: bool = True) -> tf.keras.Model:
+                batch_size: int | None = None, binary: bool = True, legacy: bool = False) -> Any:
     """Bi-Real Net-18 at 224x224x3 (inputs already normalised; no preprocessing inside)."""
+    k = kit(legacy)
     check_head_args(num_classes, include_top)
-    inputs = model_input(input_shape, batch_size, min_rank=3)
-    x = imagenet_stem(inputs)
+    inputs = model_input(k, input_shape, batch_size, min_rank=3)
+    x = imagenet_stem(k, inputs)
     for stage, (filters, strides) in enumerate(IMAGENET_STAGES, start=1):
         for block in range(1, 5):
-            x = _block(x, filters, strides if block == 1 else 1, f"stage{stage}_block{block}", binary)
+            x = _block(k, x, filters, strides if block == 1 else 1, f"stage{stage}_block{block}", binary)
     if include_top:
-        x = imagenet_head(x, num_classes)
-    return finish(inputs, x, "birealnet18.imagenet")
+        x = imagenet_head(k, x, num_classes)
+    return finish(k, inputs, x, "birealnet18.imagenet")
 
 
 register(ZooEntry(

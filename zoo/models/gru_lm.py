@@ -8,10 +8,10 @@ Example:
 
 from __future__ import annotations
 
-import tensorflow as tf
+from typing import Any
 
-from keras_bnn.legacy.layers import BinaryGRU
 from keras_bnn.zoo.models._building import check_head_args, finish, token_input
+from keras_bnn.zoo.models._kit import kit
 from keras_bnn.zoo.registry import Pretrained, ZooEntry, register
 from keras_bnn.zoo.training.recipes import LanguageModelRecipe
 
@@ -23,7 +23,7 @@ TINY_SHAKESPEARE_CHARACTERS = 65
 def binary_gru_lm(*, input_shape: tuple[int | None, ...] = (None,), num_classes: int = TINY_SHAKESPEARE_CHARACTERS,
                   include_top: bool = True, batch_size: int | None = None, binary: bool = True,
                   stateful: bool = False, units: int = 256, embedding: int = 64, gate_scale: bool = True,
-                  dropout: float = 0.0) -> tf.keras.Model:
+                  dropout: float = 0.0, legacy: bool = False) -> Any:
     """Real Embedding -> BinaryGRU(return_sequences=True) -> real Dense logits of the next character.
 
     Args:
@@ -37,24 +37,26 @@ def binary_gru_lm(*, input_shape: tuple[int | None, ...] = (None,), num_classes:
         embedding: Embedding width.
         gate_scale: The BinaryGRU's learned gate scale (binary only).
         dropout: Input dropout of the GRU.
+        legacy: True builds the tf-keras + larq model (what the converter takes); False the Keras 3 one.
 
     Returns:
         The model; its layers are named `embedding`, `binary_gru` (also for the float GRU) and `dense`.
     """
+    k = kit(legacy)
     check_head_args(num_classes, include_top)
     if stateful and batch_size is None:
         raise ValueError("stateful=True needs a fixed batch_size.")
-    tokens = token_input(input_shape, batch_size)
-    x = tf.keras.layers.Embedding(num_classes, embedding, name="embedding")(tokens)
+    tokens = token_input(k, input_shape, batch_size)
+    x = k.keras.layers.Embedding(num_classes, embedding, name="embedding")(tokens)
     if binary:
-        x = BinaryGRU(units, return_sequences=True, stateful=stateful, gate_scale=gate_scale, dropout=dropout,
-                      name="binary_gru")(x)
+        x = k.BinaryGRU(units, return_sequences=True, stateful=stateful, gate_scale=gate_scale, dropout=dropout,
+                        name="binary_gru")(x)
     else:
-        x = tf.keras.layers.GRU(units, return_sequences=True, stateful=stateful, dropout=dropout,
-                                name="binary_gru")(x)
+        x = k.keras.layers.GRU(units, return_sequences=True, stateful=stateful, dropout=dropout,
+                               name="binary_gru")(x)
     if include_top:
-        x = tf.keras.layers.Dense(num_classes, name="dense")(x)
-    return finish(tokens, x, "binary_gru_lm.tiny_shakespeare")
+        x = k.keras.layers.Dense(num_classes, name="dense")(x)
+    return finish(k, tokens, x, "binary_gru_lm.tiny_shakespeare")
 
 
 register(ZooEntry(
@@ -71,7 +73,7 @@ register(ZooEntry(
         "learned per-unit gate scale); gates, biases and the hidden state are real."
     ),
     paper=("Cho et al., 'Learning Phrase Representations using RNN Encoder-Decoder', EMNLP 2014 (GRU); "
-           "binarization: keras_bnn.legacy.layers.BinaryGRU"),
+           "binarization: keras_bnn.layers.BinaryGRU"),
     pretrained=Pretrained(
         weights_file="binary_gru_lm.tiny_shakespeare.npz",
         sha256="bd72cd2e92967ed397c37fa0b050a5b67f4cbf5d5c1533ef258c715174a8f15a",

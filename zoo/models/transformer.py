@@ -10,10 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import tensorflow as tf
-
-from keras_bnn.legacy.layers import AddPositions, BinaryTransformerEncoder
 from keras_bnn.zoo.models._building import check_head_args, finish, token_input
+from keras_bnn.zoo.models._kit import Kit, kit
 from keras_bnn.zoo.registry import Pretrained, ZooEntry, register
 from keras_bnn.zoo.training.recipes import SentenceClassifierRecipe
 
@@ -31,9 +29,9 @@ FLOAT_ENCODER: dict[str, Any] = dict(
 BINARY_ENCODER: dict[str, Any] = dict(input_quantizer="ste_sign")
 
 
-def transformer_classifier(tokens: tf.Tensor, encoder_settings: dict[str, Any], *, vocabulary_size: int,
+def transformer_classifier(tokens: Any, encoder_settings: dict[str, Any], *, vocabulary_size: int,
                            max_length: int, d_model: int = 64, heads: int = 4, ffn: int = 128, layers: int = 2,
-                           dropout: float = 0.1, num_classes: int | None = 2) -> tf.Tensor:
+                           dropout: float = 0.1, num_classes: int | None = 2, legacy: bool = False) -> Any:
     """Token ids (0: padding) -> class logits: embedding + positions, encoder blocks, masked mean, Dense.
 
     Args:
@@ -47,23 +45,26 @@ def transformer_classifier(tokens: tf.Tensor, encoder_settings: dict[str, Any], 
         layers: Encoder blocks.
         dropout: Dropout rate (embedding, residual branches, pooled features).
         num_classes: Units of the real Dense head; None stops at the pooled features.
+        legacy: Build with tf-keras + keras_bnn.legacy layers (`tokens` a tf-keras Input) instead of Keras 3.
     """
-    x = tf.keras.layers.Embedding(vocabulary_size, d_model, mask_zero=True, name="tokens")(tokens)
-    x = AddPositions(max_length, name="positions")(x)
-    x = tf.keras.layers.LayerNormalization(epsilon=1e-5, name="embedding_norm")(x)
-    x = tf.keras.layers.Dropout(dropout, name="embedding_dropout")(x)
+    k: Kit = kit(legacy)
+    layers_ = k.keras.layers
+    x = layers_.Embedding(vocabulary_size, d_model, mask_zero=True, name="tokens")(tokens)
+    x = k.AddPositions(max_length, name="positions")(x)
+    x = layers_.LayerNormalization(epsilon=1e-5, name="embedding_norm")(x)
+    x = layers_.Dropout(dropout, name="embedding_dropout")(x)
     for index in range(layers):
-        x = BinaryTransformerEncoder(heads, ffn, dropout=dropout, name=f"encoder_{index}", **encoder_settings)(x)
-    x = tf.keras.layers.GlobalAveragePooling1D(name="pool")(x)  # mean over the unpadded positions
+        x = k.BinaryTransformerEncoder(heads, ffn, dropout=dropout, name=f"encoder_{index}", **encoder_settings)(x)
+    x = layers_.GlobalAveragePooling1D(name="pool")(x)  # mean over the unpadded positions
     if num_classes is None:
         return x
-    x = tf.keras.layers.Dropout(dropout, name="pool_dropout")(x)
-    return tf.keras.layers.Dense(num_classes, name="classifier")(x)
+    x = layers_.Dropout(dropout, name="pool_dropout")(x)
+    return layers_.Dense(num_classes, name="classifier")(x)
 
 
 def binary_transformer(*, input_shape: tuple[int | None, ...] = (SST2_LENGTH,), num_classes: int = 2,
                        include_top: bool = True, batch_size: int | None = None, binary: bool = True,
-                       encoder: dict[str, Any] | None = None) -> tf.keras.Model:
+                       encoder: dict[str, Any] | None = None, legacy: bool = False) -> Any:
     """The binary Transformer sentence classifier.
 
     Args:
@@ -74,13 +75,15 @@ def binary_transformer(*, input_shape: tuple[int | None, ...] = (SST2_LENGTH,), 
         binary: False builds the float teacher (no quantizers, GELU feed-forward).
         encoder: Other encoder settings for the binary model (e.g. another input quantizer); default the shipped
             model's.
+        legacy: True builds the tf-keras + keras_bnn.legacy model (what the converter takes); False the Keras 3 one.
     """
+    k = kit(legacy)
     check_head_args(num_classes, include_top)
-    tokens = token_input(input_shape, batch_size, max_length=SST2_LENGTH)
+    tokens = token_input(k, input_shape, batch_size, max_length=SST2_LENGTH)
     settings = (encoder or BINARY_ENCODER) if binary else FLOAT_ENCODER
     outputs = transformer_classifier(tokens, settings, vocabulary_size=SST2_VOCABULARY, max_length=SST2_LENGTH,
-                                     num_classes=num_classes if include_top else None)
-    return finish(tokens, outputs, "binary_transformer.sst2")
+                                     num_classes=num_classes if include_top else None, legacy=legacy)
+    return finish(k, tokens, outputs, "binary_transformer.sst2")
 
 
 register(ZooEntry(

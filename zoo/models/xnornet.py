@@ -8,9 +8,8 @@ Example:
 
 from __future__ import annotations
 
-import tensorflow as tf
+from typing import Any
 
-from keras_bnn.legacy.layers import XNORConv2D
 from keras_bnn.zoo.models._building import (
     FASHION_MNIST_LICENSE,
     IMAGENET_SHAPE,
@@ -29,6 +28,7 @@ from keras_bnn.zoo.models._building import (
     real_stem,
     rescale,
 )
+from keras_bnn.zoo.models._kit import Kit, kit
 from keras_bnn.zoo.registry import Pretrained, ZooEntry, register
 from keras_bnn.zoo.training.recipes import ImageRecipe
 
@@ -37,36 +37,39 @@ __all__ = ["xnornet18", "xnornet_small"]
 PAPER = "Rastegari et al., 'XNOR-Net: ImageNet Classification Using Binary CNNs', ECCV 2016"
 
 
-def _xnor_conv(x: tf.Tensor, filters: int, kernel: int, strides: int, name: str, binary: bool) -> tf.Tensor:
-    return XNORConv2D(filters, kernel, strides=strides, padding="same", name=name,
-                      **quant_kwargs(binary, "ste_sign", "magnitude_aware_sign"))(x)
+def _xnor_conv(k: Kit, x: Any, filters: int, kernel: int, strides: int, name: str, binary: bool) -> Any:
+    return k.XNORConv2D(filters, kernel, strides=strides, padding="same", name=name,
+                        **quant_kwargs(k, binary, "ste_sign", "magnitude_aware_sign"))(x)
 
 
 def xnornet_small(*, input_shape: tuple[int, ...] = MNIST_SHAPE, num_classes: int = 10, include_top: bool = True,
-                  batch_size: int | None = None, binary: bool = True) -> tf.keras.Model:
-    """A two-layer XNOR-Net for 28x28 images (see the entry's summary); False `binary`: the float twin."""
+                  batch_size: int | None = None, binary: bool = True, legacy: bool = False) -> Any:
+    """A two-layer XNOR-Net for 28x28 images (see the entry's summary); False `binary`: the float twin;
+    True `legacy`: the tf-keras + larq model (what the converter takes)."""
+    k = kit(legacy)
     check_head_args(num_classes, include_top)
-    inputs = model_input(input_shape, batch_size, min_rank=3)
-    x = real_stem(rescale(inputs), 32)
+    inputs = model_input(k, input_shape, batch_size, min_rank=3)
+    x = real_stem(k, rescale(k, inputs), 32)
     for index, filters in enumerate((64, 128), start=1):
-        x = _xnor_conv(x, filters, 3, 1, f"xnor_conv{index}", binary)
-        x = tf.keras.layers.MaxPooling2D(2, name=f"pool{index}")(x)
-        x = batch_norm(f"bn{index}")(x)
+        x = _xnor_conv(k, x, filters, 3, 1, f"xnor_conv{index}", binary)
+        x = k.keras.layers.MaxPooling2D(2, name=f"pool{index}")(x)
+        x = batch_norm(k, f"bn{index}")(x)
     if include_top:
-        x = real_classifier(x, num_classes)
-    return finish(inputs, x, "xnornet_small.fashion_mnist")
+        x = real_classifier(k, x, num_classes)
+    return finish(k, inputs, x, "xnornet_small.fashion_mnist")
 
 
 def xnornet18(*, input_shape: tuple[int, ...] = IMAGENET_SHAPE, num_classes: int = 1000, include_top: bool = True,
-              batch_size: int | None = None, binary: bool = True) -> tf.keras.Model:
+              batch_size: int | None = None, binary: bool = True, legacy: bool = False) -> Any:
     """XNOR-Net-18 (XNOR-ResNet-18) at 224x224x3 (inputs already normalised; no preprocessing inside)."""
+    k = kit(legacy)
     check_head_args(num_classes, include_top)
-    inputs = model_input(input_shape, batch_size, min_rank=3)
-    x = imagenet_stem(inputs)
+    inputs = model_input(k, input_shape, batch_size, min_rank=3)
+    x = imagenet_stem(k, inputs)
 
     def conv_bn(x, filters, kernel, strides, name):
-        x = _xnor_conv(x, filters, kernel, strides, name, binary)
-        return batch_norm(f"{name}_bn")(x)
+        x = _xnor_conv(k, x, filters, kernel, strides, name, binary)
+        return batch_norm(k, f"{name}_bn")(x)
 
     for stage, (filters, strides) in enumerate(IMAGENET_STAGES, start=1):
         for block in range(1, 3):
@@ -77,10 +80,10 @@ def xnornet18(*, input_shape: tuple[int, ...] = IMAGENET_SHAPE, num_classes: int
                 shortcut = conv_bn(x, filters, 1, block_strides, f"{name}_shortcut")
             y = conv_bn(x, filters, 3, block_strides, f"{name}_conv1")
             y = conv_bn(y, filters, 3, 1, f"{name}_conv2")
-            x = tf.keras.layers.Add(name=f"{name}_add")([y, shortcut])
+            x = k.keras.layers.Add(name=f"{name}_add")([y, shortcut])
     if include_top:
-        x = imagenet_head(x, num_classes)
-    return finish(inputs, x, "xnornet18.imagenet")
+        x = imagenet_head(k, x, num_classes)
+    return finish(k, inputs, x, "xnornet18.imagenet")
 
 
 register(ZooEntry(

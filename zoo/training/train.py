@@ -29,7 +29,7 @@ import pathlib
 import sys
 import time
 
-import keras_bnn  # noqa: F401  (must come before tensorflow)
+import keras_bnn.legacy  # noqa: F401  (first: selects tf-keras)
 import tensorflow as tf
 
 import keras_bnn.zoo as zoo
