@@ -33,7 +33,7 @@ import time
 import warnings
 from typing import Any, Sequence
 
-import keras_bnn  # noqa: F401  (first: selects tf-keras)
+import keras_bnn.legacy  # noqa: F401  (first: selects tf-keras)
 import keras_bnn.zoo as zoo
 import numpy as np
 import tensorflow as tf

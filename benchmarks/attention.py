@@ -24,7 +24,7 @@ import sys
 import time
 import warnings
 
-import keras_bnn  # noqa: F401  (first: selects tf-keras)
+import keras_bnn.legacy  # noqa: F401  (first: selects tf-keras)
 import keras_bnn.tflite
 import keras_bnn.zoo as zoo
 import larq as lq

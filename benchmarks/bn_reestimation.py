@@ -18,7 +18,7 @@ import pathlib
 import sys
 import time
 
-import keras_bnn  # noqa: F401  (first: selects tf-keras)
+import keras_bnn.legacy  # noqa: F401  (first: selects tf-keras)
 import larq
 import numpy as np
 import tensorflow as tf

@@ -26,7 +26,7 @@ import sys
 import time
 import warnings
 
-import keras_bnn  # noqa: F401  (first: selects tf-keras)
+import keras_bnn.legacy  # noqa: F401  (first: selects tf-keras)
 import keras_bnn.tflite
 import larq_compute_engine as lce
 import numpy as np

@@ -19,7 +19,7 @@ import pathlib
 import sys
 import time
 
-import keras_bnn  # noqa: F401  (first: selects tf-keras)
+import keras_bnn.legacy  # noqa: F401  (first: selects tf-keras)
 import keras_bnn.tflite
 import larq
 import numpy as np

@@ -20,7 +20,7 @@ import pathlib
 import sys
 import warnings
 
-import keras_bnn  # noqa: F401  (first: selects tf-keras)
+import keras_bnn.legacy  # noqa: F401  (first: selects tf-keras)
 import keras_bnn.tflite
 import keras_bnn.zoo as zoo
 import tensorflow as tf

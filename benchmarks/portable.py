@@ -31,7 +31,7 @@ import types
 import warnings
 from typing import Iterator
 
-import keras_bnn  # noqa: F401  (first: selects tf-keras)
+import keras_bnn.legacy  # noqa: F401  (first: selects tf-keras)
 import keras_bnn.zoo as zoo
 from keras_bnn.tflite import convert
 from keras_bnn.tflite.bench import format_table, measure

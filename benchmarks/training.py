@@ -30,7 +30,7 @@ import sys
 import time
 from collections.abc import Callable
 
-import keras_bnn  # noqa: F401  (first: selects tf-keras)
+import keras_bnn.legacy  # noqa: F401  (first: selects tf-keras)
 import larq
 import numpy as np
 import tensorflow as tf

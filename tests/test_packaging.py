@@ -1,5 +1,5 @@
 """Packaging contract: zoo/ and tflite/ import as keras_bnn.zoo / keras_bnn.tflite from a regular and an
-editable install, and the Keras-version guard behaves."""
+editable install, `import keras_bnn` selects nothing, and the tf-keras guard of `keras_bnn.legacy` behaves."""
 
 import os
 import pathlib
@@ -25,7 +25,8 @@ def _run(code, cwd, **env):
 
 
 IMPORT_ALL = (
-    "import keras_bnn, keras_bnn.zoo, keras_bnn.tflite, keras_bnn.legacy.layers, keras_bnn.datasets\n"
+    "import keras_bnn.legacy, keras_bnn, keras_bnn.zoo, keras_bnn.tflite, keras_bnn.legacy.layers, keras_bnn.datasets\n"
+    "import keras_bnn.quantizers, keras_bnn.constraints, keras_bnn.layers, keras_bnn.training\n"
     "import keras_bnn.legacy.training, keras_bnn.zoo.training, keras_bnn.zoo.training.train, keras_bnn.cli, keras_bnn.text\n"
     "import keras_bnn.tflite.rules, keras_bnn.tflite.targets.lce\n"
     "assert keras_bnn.zoo.model_card('binary_cnn.mnist').count('## Notes') == 1  # the card prose is package data\n"
@@ -84,9 +85,20 @@ def test_import_keras_bnn_is_light(tmp_path):
     assert result.stdout.split("\n")[:2] == ["[]", "[]"]
 
 
-def test_import_sets_legacy_keras_before_tensorflow(tmp_path):
+def test_import_keras_bnn_selects_no_keras(tmp_path):
+    """With TF_USE_LEGACY_KERAS unset, `import keras_bnn` (and its Keras 3 layers) leaves tf.keras as Keras 3."""
     result = _run(
-        "import keras_bnn, os, tensorflow as tf\n"
+        "import keras_bnn, os, keras_bnn.layers, tensorflow as tf\n"
+        "print(os.environ.get('TF_USE_LEGACY_KERAS'), tf.keras.layers.Layer.__module__.split('.')[0])",
+        cwd=tmp_path, KERAS_BACKEND="tensorflow",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["None", "keras"]
+
+
+def test_legacy_import_sets_legacy_keras_before_tensorflow(tmp_path):
+    result = _run(
+        "import keras_bnn.legacy, os, tensorflow as tf\n"
         "print(os.environ['TF_USE_LEGACY_KERAS'], tf.keras.layers.Layer.__module__.split('.')[0])",
         cwd=tmp_path,
     )
@@ -95,7 +107,7 @@ def test_import_sets_legacy_keras_before_tensorflow(tmp_path):
 
 
 def test_keras3_already_imported_gives_actionable_error(tmp_path):
-    result = _run("import tensorflow as tf\ntf.keras.layers.Layer\nimport keras_bnn", cwd=tmp_path)
+    result = _run("import tensorflow as tf\ntf.keras.layers.Layer\nimport keras_bnn.legacy", cwd=tmp_path)
     assert result.returncode != 0
     assert "ImportError" in result.stderr
     assert "TF_USE_LEGACY_KERAS=1" in result.stderr and "before TensorFlow is first imported" in result.stderr

@@ -13,8 +13,11 @@ verify them.
 Every function that takes flatbuffer bytes checks them first with one reader (`keras_bnn.tflite.flatbuffer`):
 bad bytes are a ``ValueError``, never a crash.
 
+For now the converter takes tf-keras (Keras 2) models, those of `keras_bnn.legacy`, larq and
+``keras_bnn.zoo.get(..., legacy=True)``; importing it selects tf-keras as ``tf.keras`` (see `keras_bnn.legacy`).
+
 Example:
-    >>> import keras_bnn, keras_bnn.tflite, larq, numpy as np, tensorflow as tf
+    >>> import keras_bnn.tflite, larq, numpy as np, tensorflow as tf
     >>> inputs = tf.keras.Input((64,), batch_size=1)
     >>> outputs = larq.layers.QuantDense(10, input_quantizer="ste_sign", kernel_quantizer="ste_sign")(inputs)
     >>> model = tf.keras.Model(inputs, outputs)
@@ -25,6 +28,7 @@ Example:
     True
 """
 
+import keras_bnn.legacy  # noqa: F401  (first: selects tf-keras before TensorFlow is imported)
 from keras_bnn.tflite.audit import BitpackableLayer, NotBitpackedLayer
 from keras_bnn.tflite.converter import ConversionResult, NotBitpackableError, NotBitpackedWarning, convert
 from keras_bnn.tflite.inspection import inspect

@@ -2,7 +2,7 @@
 
 import os
 
-import keras_bnn  # noqa: F401  (must precede tensorflow)
+import keras_bnn.legacy  # noqa: F401  (first: selects tf-keras)
 import pytest
 import tensorflow_datasets as tfds
 

@@ -2,7 +2,7 @@
 
 import shutil
 
-import keras_bnn  # noqa: F401
+import keras_bnn.legacy  # noqa: F401  (first: selects tf-keras)
 import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds

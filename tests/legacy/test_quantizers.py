@@ -3,7 +3,7 @@ serialization (config, .keras, .h5, SavedModel), training and input validation."
 
 import math
 
-import keras_bnn  # noqa: F401  (must precede tensorflow)
+import keras_bnn.legacy  # noqa: F401  (first: selects tf-keras)
 import larq as lq
 import numpy as np
 import pytest

@@ -14,7 +14,7 @@ import tempfile
 
 import numpy as np
 
-import keras_bnn  # noqa: F401  (first: selects tf-keras)
+import keras_bnn.legacy  # noqa: F401  (first: selects tf-keras)
 import larq as lq
 import tensorflow as tf
 

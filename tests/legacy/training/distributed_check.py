@@ -14,7 +14,7 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import keras_bnn  # noqa: E402,F401  (first: selects tf-keras)
+import keras_bnn.legacy  # noqa: E402,F401  (first: selects tf-keras)
 import larq  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402

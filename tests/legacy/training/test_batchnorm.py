@@ -1,6 +1,6 @@
 """BatchNorm re-estimation: exact cumulative statistics, other layers in inference mode, callback, errors."""
 
-import keras_bnn  # noqa: F401
+import keras_bnn.legacy  # noqa: F401  (first: selects tf-keras)
 import numpy as np
 import pytest
 import tensorflow as tf

@@ -2,7 +2,7 @@
 
 import math
 
-import keras_bnn  # noqa: F401
+import keras_bnn.legacy  # noqa: F401  (first: selects tf-keras)
 import larq
 import larq_compute_engine as lce
 import numpy as np

@@ -1,6 +1,6 @@
 """Distiller: its loss equals the definition on fixed tensors; it trains with fit; the student stands alone."""
 
-import keras_bnn  # noqa: F401
+import keras_bnn.legacy  # noqa: F401  (first: selects tf-keras)
 import larq
 import larq_compute_engine as lce
 import numpy as np

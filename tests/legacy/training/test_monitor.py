@@ -2,7 +2,7 @@
 
 import json
 
-import keras_bnn  # noqa: F401
+import keras_bnn.legacy  # noqa: F401  (first: selects tf-keras)
 import larq
 import numpy as np
 import pytest

@@ -1,6 +1,6 @@
 """Update rules of the optimizer helpers against their formulas, on tiny problems."""
 
-import keras_bnn  # noqa: F401
+import keras_bnn.legacy  # noqa: F401  (first: selects tf-keras)
 import larq
 import numpy as np
 import pytest

@@ -1,6 +1,6 @@
 """PCNN: projected kernels, projection loss and gradients against the paper's equations; inference converts."""
 
-import keras_bnn  # noqa: F401
+import keras_bnn.legacy  # noqa: F401  (first: selects tf-keras)
 import larq
 import larq_compute_engine as lce
 import numpy as np

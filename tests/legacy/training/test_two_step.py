@@ -1,6 +1,6 @@
 """Two-step training: requantize keeps every weight and changes only the quantizers it is asked to."""
 
-import keras_bnn  # noqa: F401
+import keras_bnn.legacy  # noqa: F401  (first: selects tf-keras)
 import larq
 import numpy as np
 import pytest
