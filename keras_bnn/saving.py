@@ -27,9 +27,9 @@ import os
 import zipfile
 from typing import Any
 
-import tensorflow as tf
+from keras_bnn.larq_reader import load_larq_model
 
-__all__ = ["UnsafeModelError", "code_carrying_layers", "load_model"]
+__all__ = ["UnsafeModelError", "code_carrying_layers", "load_larq_model", "load_model"]
 
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 _CODE_CLASSES = {"Lambda", "__lambda__"}  # a layer class that calls a stored function, and Keras 3 style lambdas
@@ -75,10 +75,10 @@ def code_carrying_layers(config: Any) -> list[str]:
     return found
 
 
-def _refusal(path: str, reason: str) -> UnsafeModelError:
+def _refusal(path: str, reason: str, loader: str = "load_model") -> UnsafeModelError:
     return UnsafeModelError(
         f"Refusing to load {path!r}: {reason}. Loading it would run Python code stored in the file. If you trust "
-        "the file, opt in explicitly: keras_bnn.saving.load_model(path, safe_mode=False), or --unsafe on the "
+        f"the file, opt in explicitly: keras_bnn.saving.{loader}(path, safe_mode=False), or --unsafe on the "
         "keras-bnn command line.")
 
 
@@ -116,7 +116,7 @@ def _stored_config(path: str) -> dict:
 
 
 def load_model(path: str | os.PathLike, *, safe_mode: bool = True, custom_objects: dict | None = None
-               ) -> tf.keras.Model:
+               ) -> "tf.keras.Model":
     """Load a `.keras` file, an `.h5` file or a SavedModel folder (not compiled), refusing code unless allowed.
 
     keras_bnn's and larq's layers and quantizers deserialize by name (importing this module registers them).
@@ -138,6 +138,7 @@ def load_model(path: str | os.PathLike, *, safe_mode: bool = True, custom_object
             is and what was expected).
     """
     import larq  # noqa: F401  (registers larq's layers and quantizers)
+    import tensorflow as tf
 
     import keras_bnn.legacy.layers  # noqa: F401  (registers keras_bnn's layers)
     import keras_bnn.legacy.training  # noqa: F401  (registers the training tools' layers and quantizers)
