@@ -23,6 +23,8 @@ from keras_bnn.training.binary_relax import (
     binary_relax_quantizers,
     enter_phase_two,
 )
+from keras_bnn.training.distillation import Distiller, attention_map, attention_transfer_loss, soft_target_loss
+from keras_bnn.training.monitor import BinarizationMonitor, plot_monitor
 from keras_bnn.training.optimizers import (
     AdamW,
     BinaryConnect,
@@ -38,17 +40,23 @@ __all__ = [
     "KEEP",
     "AdamW",
     "BatchNormReestimation",
+    "BinarizationMonitor",
     "BinaryConnect",
     "BinaryRelaxScheduler",
     "BinaryRelaxSign",
     "Bop",
     "CaseOptimizer",
+    "Distiller",
+    "attention_map",
+    "attention_transfer_loss",
     "batchnorm_layers",
     "binary_connect",
     "binary_relax_quantizers",
     "case_optimizer",
     "enter_phase_two",
+    "plot_monitor",
     "real_optimizer",
     "reestimate_batchnorm",
     "requantize",
+    "soft_target_loss",
 ]
