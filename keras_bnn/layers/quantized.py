@@ -64,6 +64,11 @@ class QuantDense(QuantizerBase, keras.layers.Dense):
         outputs = ops.matmul(self.quantize_input(inputs), self.quantized("kernel"))
         return bias_and_activation(self, outputs, self.units)
 
+    def get_config(self) -> dict[str, Any]:
+        # Keras 3's Dense leaves its activity_regularizer out of the config; tf-keras' (so larq's) keeps it.
+        return {**super().get_config(),
+                "activity_regularizer": keras.regularizers.serialize(self.activity_regularizer)}
+
 
 class _QuantConv(PadValuesMixin, QuantizerBase):
     """The quantized-convolution part shared by QuantConv1D/2D/3D (and XNORConv2D, BiRealConv2D): quantize the

@@ -15,7 +15,7 @@ from keras_bnn import constraints as bnn_constraints
 from keras_bnn import quantizers as bnn_quantizers
 from keras_bnn.layers.scope import install_quantized_read
 
-__all__ = ["QuantizerBase", "variable_precision"]
+__all__ = ["QuantizerBase", "drop_tf_keras_entries", "variable_precision"]
 
 _PRECISION_ATTRIBUTE = "_keras_bnn_precision"
 _LOG = logging.getLogger(__name__)
@@ -87,6 +87,16 @@ class QuantizerBase:
         if self._quantizer_metrics:
             config["metrics"] = list(self._quantizer_metrics)
         return config
+
+
+def drop_tf_keras_entries(kwargs: dict[str, Any], names: tuple[str, ...]) -> None:
+    """Remove from `kwargs` the entries that tf-keras (so larq) writes into the config of a layer class whose
+    Keras 3 counterpart has no such argument (a depthwise convolution's ``kernel_*``, ``groups``): a larq config
+    loads, and the entries, which do nothing there either, are dropped. ``groups`` must be 1."""
+    for name in names:
+        value = kwargs.pop(name, None)
+        if name == "groups" and value not in (None, 1):
+            raise ValueError(f"groups must be 1 for this layer, got groups={value!r}.")
 
 
 def _resolve(argument: str, identifier: Any):

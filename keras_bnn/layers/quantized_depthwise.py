@@ -21,7 +21,10 @@ from keras import ops
 
 from keras_bnn.layers.conv_padding import PadValuesMixin
 from keras_bnn.layers.quantized import bias_and_activation
-from keras_bnn.layers.quantized_base import QuantizerBase
+from keras_bnn.layers.quantized_base import QuantizerBase, drop_tf_keras_entries
+
+# Conv entries of tf-keras' (so larq's) configs that Keras 3's class has no argument for: accepted, dropped.
+_TF_KERAS_ENTRIES = ("groups", "kernel_initializer", "kernel_regularizer", "kernel_constraint")
 from keras_bnn.quantizers.base import PACKAGE
 
 __all__ = ["QuantDepthwiseConv2D"]
@@ -47,6 +50,7 @@ class QuantDepthwiseConv2D(PadValuesMixin, QuantizerBase, keras.layers.Depthwise
                  depthwise_quantizer=None, depthwise_initializer="glorot_uniform", bias_initializer="zeros",
                  depthwise_regularizer=None, bias_regularizer=None, activity_regularizer=None,
                  depthwise_constraint=None, bias_constraint=None, metrics=None, **kwargs):
+        drop_tf_keras_entries(kwargs, _TF_KERAS_ENTRIES)
         super().__init__(
             kernel_size=kernel_size, strides=strides, padding=padding, depth_multiplier=depth_multiplier,
             data_format=data_format, dilation_rate=dilation_rate, activation=activation, use_bias=use_bias,

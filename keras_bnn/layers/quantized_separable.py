@@ -22,7 +22,10 @@ from keras import ops
 
 from keras_bnn.layers.conv_padding import PadValuesMixin
 from keras_bnn.layers.quantized import bias_and_activation
-from keras_bnn.layers.quantized_base import QuantizerBase
+from keras_bnn.layers.quantized_base import QuantizerBase, drop_tf_keras_entries
+
+# Conv entries of tf-keras' (so larq's) configs that Keras 3's class has no argument for: accepted, dropped.
+_TF_KERAS_ENTRIES = ("groups", "kernel_initializer", "kernel_regularizer", "kernel_constraint")
 from keras_bnn.quantizers.base import PACKAGE
 
 __all__ = ["QuantSeparableConv1D", "QuantSeparableConv2D"]
@@ -36,6 +39,7 @@ class _QuantSeparable(PadValuesMixin, QuantizerBase):
                                                    "pointwise_kernel": "pointwise_quantizer"}
 
     def __init__(self, filters, kernel_size, *, pad_values=0.0, **kwargs):
+        drop_tf_keras_entries(kwargs, _TF_KERAS_ENTRIES)
         super().__init__(filters, kernel_size, **kwargs)
         self._set_pad_values(pad_values)
 

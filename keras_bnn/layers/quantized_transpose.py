@@ -18,7 +18,7 @@ import keras
 from keras import ops
 
 from keras_bnn.layers.quantized import bias_and_activation
-from keras_bnn.layers.quantized_base import QuantizerBase
+from keras_bnn.layers.quantized_base import QuantizerBase, drop_tf_keras_entries
 from keras_bnn.quantizers.base import PACKAGE
 
 __all__ = ["QuantConv2DTranspose", "QuantConv3DTranspose"]
@@ -26,7 +26,12 @@ __all__ = ["QuantConv2DTranspose", "QuantConv3DTranspose"]
 
 class _QuantConvTranspose(QuantizerBase):
     """The quantized part of QuantConv2DTranspose/3DTranspose: Keras' transposed convolution of the quantized
-    input with the quantized kernel."""
+    input with the quantized kernel. Keras 3's transposed convolutions have no ``groups``; the ``groups: 1`` of
+    tf-keras' (so larq's) configs is accepted and dropped."""
+
+    def __init__(self, *args, **kwargs):
+        drop_tf_keras_entries(kwargs, ("groups",))
+        super().__init__(*args, **kwargs)
 
     def call(self, inputs):
         outputs = ops.conv_transpose(self.quantize_input(inputs), self.quantized("kernel"), strides=list(self.strides),
