@@ -111,16 +111,17 @@ def gru_lm(batch_size: int | None = None, binary: bool = True) -> tf.keras.Model
     """
     if binary:
         return keras_bnn.zoo.get("binary_gru_lm.tiny_shakespeare", pretrained=True, input_shape=(GRU_LM_LENGTH,),
-                                 batch_size=batch_size)
+                                 batch_size=batch_size, legacy=True)
     return keras_bnn.zoo.entry("binary_gru_lm.tiny_shakespeare").builder(input_shape=(GRU_LM_LENGTH,),
-                                                                         batch_size=batch_size, binary=False)
+                                                                         batch_size=batch_size, binary=False,
+                                                                         legacy=True)
 
 
 def transformer_sst2(batch_size: int | None = None, binary: bool = True) -> tf.keras.Model:
     """The zoo's Transformer sentence classifier (48 tokens); binary: its trained weights; float: its teacher."""
     if binary:
-        return keras_bnn.zoo.get("binary_transformer.sst2", pretrained=True, batch_size=batch_size)
-    return keras_bnn.zoo.entry("binary_transformer.sst2").builder(batch_size=batch_size, binary=False)
+        return keras_bnn.zoo.get("binary_transformer.sst2", pretrained=True, batch_size=batch_size, legacy=True)
+    return keras_bnn.zoo.entry("binary_transformer.sst2").builder(batch_size=batch_size, binary=False, legacy=True)
 
 
 # Binary builders that load trained zoo weights (the benchmark does not randomize them).

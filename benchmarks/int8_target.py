@@ -23,7 +23,7 @@ import json
 import pathlib
 import sys
 
-import keras_bnn  # noqa: F401  (first: selects tf-keras)
+import keras_bnn.legacy  # noqa: F401  (first: selects tf-keras)
 import keras_bnn.tflite
 import larq as lq
 import numpy as np
@@ -93,7 +93,7 @@ def measure_file(model, flatbuffer, images, labels, keras_probabilities, runtime
 
 
 def measure_model(name: str, examples: int, runtimes) -> dict:
-    model = zoo.get(name, pretrained=True, batch_size=1)
+    model = zoo.get(name, pretrained=True, batch_size=1, legacy=True)
     dataset = zoo.entry(name).dataset
     calibration, _ = load_split(dataset, "train[:500]")
     images, labels = load_split(dataset, f"test[:{examples}]")

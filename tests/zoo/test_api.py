@@ -1,5 +1,12 @@
-"""Registry and `get`: every registered model builds, honours its arguments and survives .keras save/load."""
+"""Registry and `get`: every registered model builds as a Keras 3 model (every backend), honours its arguments and
+survives .keras save/load; ``legacy=True`` builds the tf-keras model of the same definition (what the converter
+takes); importing the zoo imports neither TensorFlow nor larq."""
 
+import os
+import subprocess
+import sys
+
+import keras
 import larq
 import numpy as np
 import pytest
@@ -7,6 +14,7 @@ import tensorflow as tf
 
 import keras_bnn.zoo as zoo
 from keras_bnn import _compat
+from keras_bnn.layers import variable_precision
 from keras_bnn.zoo.cards import operation_counts
 
 SMALL = [name for name in zoo.list_models() if not name.endswith(".imagenet")]
@@ -69,11 +77,15 @@ def test_text_models_are_registered_with_their_task():
     assert all(zoo.entry(name).task == "image_classification" for name in SMALL if name not in TEXT)
 
 
+def _binary_weights(model):
+    return [weight for weight in model.weights if variable_precision(weight) == 1]
+
+
 @pytest.mark.parametrize("name", SMALL)
 def test_builds_functional_with_default_output(name):
     model = zoo.get(name)
     spec = zoo.entry(name)
-    assert _compat.is_graph_model(model)
+    assert isinstance(model, keras.Model) and type(model).__name__ == "Functional"
     assert model.input_shape == (None, *spec.input_shape)
     assert model.output_shape == _output_shape(name, None, spec.num_classes)
     inputs = _inputs(name, 2)
@@ -84,7 +96,34 @@ def test_builds_functional_with_default_output(name):
         np.testing.assert_allclose(outputs.sum(axis=-1), 1.0, rtol=1e-5)
     else:  # logits
         assert np.all(np.isfinite(outputs)) and outputs.dtype == np.float32
-    assert larq.models.ModelProfile(model).weight_count(1) > 0  # it is binary
+    assert _binary_weights(model)  # it is binary
+
+
+@pytest.mark.parametrize("name", SMALL)
+def test_legacy_builds_the_tf_keras_model_of_the_same_definition(name):
+    legacy = zoo.get(name, legacy=True)
+    model = zoo.get(name)
+    assert isinstance(legacy, tf.keras.Model) and _compat.is_graph_model(legacy)
+    assert [layer.name for layer in legacy.layers] == [layer.name for layer in model.layers]
+    assert legacy.count_params() == model.count_params()
+    assert larq.models.ModelProfile(legacy).weight_count(1) == sum(int(np.prod(w.shape)) for w in _binary_weights(model))
+    with pytest.raises(TypeError, match="legacy must be a bool"):
+        zoo.get(name, legacy="yes")
+
+
+def test_importing_the_zoo_imports_neither_tensorflow_nor_larq():
+    script = (
+        "import sys\n"
+        "import keras_bnn.zoo as zoo\n"
+        "assert zoo.list_models(pretrained=True) and zoo.entry('binary_cnn.mnist')\n"
+        "model = zoo.get('binary_cnn.mnist', pretrained=True)\n"
+        "loaded = [m for m in ('tensorflow', 'tf_keras', 'larq', 'keras_bnn.legacy') if m in sys.modules]\n"
+        "print(type(model).__module__, loaded)\n"
+    )
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "KERAS_BACKEND": "jax"})
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.stdout.split() == ["keras.src.models.functional", "[]"]
 
 
 @pytest.mark.parametrize("name", SMALL)
@@ -116,16 +155,16 @@ def test_keras_save_load_keeps_predictions(name, tmp_path):
     inputs = _inputs(name, 4)
     path = tmp_path / f"{name}.keras"
     model.save(path)
-    loaded = tf.keras.models.load_model(path)
+    loaded = keras.saving.load_model(path)
     np.testing.assert_array_equal(loaded.predict(inputs, verbose=0), model.predict(inputs, verbose=0))
 
 
 @pytest.mark.parametrize("name", [n for n in SMALL if "fashion" in n])
 def test_float_twin_has_no_binary_weights(name):
     twin = zoo.entry(name).builder(binary=False)
-    profile = larq.models.ModelProfile(twin)
-    assert profile.weight_count(1) == 0
+    assert not _binary_weights(twin)
     assert twin.count_params() == zoo.get(name).count_params()
+    assert larq.models.ModelProfile(zoo.entry(name).builder(binary=False, legacy=True)).weight_count(1) == 0
 
 
 def test_text_model_arguments():
@@ -136,7 +175,8 @@ def test_text_model_arguments():
     first, second = stateful(ids[:, :10]), stateful(ids[:, 10:])  # the state carries over
     whole = zoo.get("binary_gru_lm.tiny_shakespeare")
     whole.set_weights(stateful.get_weights())
-    np.testing.assert_allclose(np.concatenate([first, second], 1), whole.predict(ids, verbose=0), atol=1e-4)
+    carried = np.concatenate([keras.ops.convert_to_numpy(first), keras.ops.convert_to_numpy(second)], 1)
+    np.testing.assert_allclose(carried, whole.predict(ids, verbose=0), atol=1e-4)
     with pytest.raises(ValueError, match="stateful=True needs a fixed batch_size"):
         zoo.entry("binary_gru_lm.tiny_shakespeare").builder(stateful=True)
     assert zoo.get("binary_transformer.sst2", input_shape=(None,)).input_shape == (None, None)
@@ -148,7 +188,8 @@ def test_text_model_arguments():
 
 def test_imagenet_definitions_match_the_paper_counts():
     for name in IMAGENET:
-        model = zoo.get(name)
+        assert zoo.get(name).output_shape == (None, 1000)
+        model = zoo.get(name, legacy=True)  # larq's profile counts tf-keras models
         assert model.input_shape == (None, 224, 224, 3) and model.output_shape == (None, 1000)
         counts = operation_counts(model)
         figures = zoo.entry(name).paper_figures
@@ -160,6 +201,7 @@ def test_imagenet_definitions_match_the_paper_counts():
         else:  # Without XNOR-Net's input scaling (K), which the paper's float count includes.
             assert figures["ops"] * 0.8 < ops < figures["ops"]
         tf.keras.backend.clear_session()
+        keras.utils.clear_session()
 
 
 def test_register_refuses_bad_and_taken_names():

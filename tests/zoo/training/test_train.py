@@ -1,6 +1,7 @@
 """The zoo training command end to end on real data: every pretrained model is listed; an image model trains
 deterministically (twice, the same file byte for byte), under MirroredStrategy over 2 logical CPUs, and as a
-2-worker MultiWorkerMirroredStrategy cluster on localhost; each text recipe runs one step. Each run goes through the
+2-worker MultiWorkerMirroredStrategy cluster on localhost (tf-keras, the default --backend legacy), and as a Keras 3
+model on JAX; each text recipe runs one step. Each run goes through the
 real pipeline: training, compact weights file, reload, scores, LCE conversion."""
 
 import json
@@ -9,6 +10,7 @@ import socket
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 import keras_bnn.zoo as zoo
@@ -110,3 +112,36 @@ def test_a_text_recipe_runs_one_step_through_the_whole_pipeline(name, arguments,
     assert set(card["scores"]) >= {entry.pretrained.test_split} and set(card["float_twin_scores"])
     assert card["bitpacked_share"] == 1.0 and (tmp_path / f"{name}.npz").stat().st_size == card["size_bytes"]
     assert zoo.tokenizer(name, tmp_path / f"{name}.npz")  # the vocabulary is stored in the file
+
+
+def test_keras3_image_recipe_on_jax_through_the_whole_pipeline(tmp_path):
+    """--backend jax trains the Keras 3 model on JAX; its file loads into the Keras 3 and the tf-keras model alike."""
+    command = COMMON + ["--backend", "jax", "--weights-dir", str(tmp_path)]
+    run = subprocess.run(command, capture_output=True, text=True, env=_environment(KERAS_BACKEND="jax"), timeout=900)
+    assert run.returncode == 0, run.stderr[-3000:]
+    card = _tagged(run.stdout, "CARD")
+    assert card["backend"] == "jax" and card["replicas"] == 1
+    assert card["command"].startswith(f"python -m keras_bnn.zoo.training.train {NAME} --seed 0 --backend jax")
+    assert 0.15 < card["scores"]["test"] <= 1.0  # 6 steps on 600 images: above chance (0.1)
+    assert card["binary_kernels_as_bits"] == 5 and card["dense_fallbacks"] == []
+    assert card["bitpacked_share"] == 1.0  # converted from the tf-keras model loaded from the file
+    path = tmp_path / f"{NAME}.npz"
+    assert path.stat().st_size == card["size_bytes"]
+    images = np.random.default_rng(0).uniform(0, 255, (8, 28, 28, 1)).astype(np.float32)
+    outputs = []
+    for legacy in (False, True):
+        model = zoo.get(NAME, legacy=legacy)
+        zoo.weights.load_compact(model, path, sha256=card["sha256"])
+        outputs.append(model.predict(images, verbose=0))
+    np.testing.assert_allclose(outputs[0], outputs[1], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["binary_gru_lm.tiny_shakespeare", "--backend", "jax"], "with --backend legacy"),
+    ([NAME, "--backend", "torch", "--strategy", "mirrored"], "without --strategy"),
+    ([NAME, "--backend", "mxnet"], "invalid choice"),
+])
+def test_keras3_backends_refuse_what_they_do_not_train(arguments, message):
+    run = subprocess.run([sys.executable, "-m", "keras_bnn.zoo.training.train", *arguments], capture_output=True,
+                         text=True, env=_environment(), timeout=300)
+    assert run.returncode == 2 and message in run.stderr

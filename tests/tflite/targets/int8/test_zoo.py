@@ -21,7 +21,7 @@ MODELS = {"binary_cnn.mnist": 1.0, "binarynet_mlp.mnist": 1.0, "xnornet_small.fa
 
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_zoo_model_runs_everywhere(name, ops_of):
-    model = zoo.get(name, pretrained=True, batch_size=1)
+    model = zoo.get(name, pretrained=True, batch_size=1, legacy=True)
     dataset = zoo.entry(name).dataset
     calibration, _ = load_split(dataset, "train[:64]")
     images, _ = load_split(dataset, "test[:64]")
