@@ -28,6 +28,14 @@ __all__ = ["load_larq_model", "translate_config"]
 
 _MODEL_CLASSES = {"Functional": "Model", "Model": "Model", "Sequential": "Sequential"}
 _KERAS_MODULES = ("keras", "tf_keras")  # where tf-keras says its own classes live ("keras.layers", ...)
+_KERNEL_KEYS = ("kernel_initializer", "kernel_regularizer", "kernel_constraint")
+#: Config keys tf-keras writes that Keras 3's classes do not take (unused there: "groups" is always 1).
+_UNUSED_KEYS = (
+    ((keras.layers.SeparableConv1D, keras.layers.SeparableConv2D), ("groups", *_KERNEL_KEYS)),
+    ((keras.layers.DepthwiseConv1D, keras.layers.DepthwiseConv2D, keras.layers.Conv1DTranspose,
+      keras.layers.Conv2DTranspose, keras.layers.Conv3DTranspose), ("groups",)),
+    ((keras.layers.Embedding,), ("input_length",)),
+)
 
 
 def _layer_classes(module: Any) -> dict[str, type]:
@@ -85,25 +93,36 @@ class _Translator:
                           "registered_name": keras.saving.get_registered_name(cls)}
         elif (not module or module.split(".")[0] in _KERAS_MODULES) and isinstance(
                 getattr(keras.layers, str(class_name), None), type):
+            cls = getattr(keras.layers, class_name)
             serialized = {"module": "keras.layers", "class_name": class_name, "registered_name": None}
         else:
             raise self.error(label, f"{class_name} (module {module or 'unknown'!r}) is neither a larq layer with a "
                                     "keras_bnn twin nor a Keras layer")
-        serialized["config"] = self.layer_config(class_name, config, label)
+        serialized["config"] = self.layer_config(cls, config, label)
         return {**serialized, **_graph_keys(entry)}
 
-    def layer_config(self, class_name: str, config: dict, label: str) -> dict:
+    def layer_config(self, cls: type, config: dict, label: str) -> dict:
         for key in [key for key in config if key.endswith("_quantizer")]:
             config[key] = self.quantizer(config[key], f"{label} {key}")
         for key in [key for key in config if key.endswith("_constraint")]:
             config[key] = self.constraint(config[key])
         if isinstance(config.get("dtype"), dict):  # a tf-keras mixed-precision Policy
             config["dtype"] = (config["dtype"].get("config") or {}).get("name", "float32")
-        if class_name == "InputLayer" and "batch_input_shape" in config:
-            config["batch_shape"] = config.pop("batch_input_shape")
-        if class_name == "BatchNormalization" and isinstance(config.get("axis"), list) and len(config["axis"]) == 1:
+        if issubclass(cls, keras.layers.InputLayer):
+            if "batch_input_shape" in config:
+                config["batch_shape"] = config.pop("batch_input_shape")
+        elif isinstance(config.get("batch_input_shape"), list):  # the first layer of a Sequential without Input
+            config["input_shape"] = config.pop("batch_input_shape")[1:]
+        if issubclass(cls, keras.layers.BatchNormalization) and isinstance(config.get("axis"), list) and len(
+                config["axis"]) == 1:
             config["axis"] = config["axis"][0]
-        if class_name == "Lambda":
+        for base, keys in _UNUSED_KEYS:
+            if issubclass(cls, base):
+                if config.get("groups", 1) != 1:
+                    raise self.error(label, f"groups={config['groups']} has no Keras 3 equivalent")
+                for key in keys:
+                    config.pop(key, None)
+        if issubclass(cls, keras.layers.Lambda):
             config = _lambda_config(config)
         return config
 
@@ -200,14 +219,12 @@ def _snake_case(name: str) -> str:
 
 def _assign(layer: keras.layers.Layer, arrays: list, label: str, path: str) -> None:
     """Copy `arrays` into `layer`'s own variables, in order (trainable first, as both Keras versions store them)."""
-    variables = list(layer._trainable_variables) + list(layer._non_trainable_variables)
-    shapes = [tuple(variable.shape) for variable in variables]
-    stored = [tuple(array.shape) for array in arrays]
-    if shapes != stored:
-        raise ValueError(f"{path!r}: the stored weights of layer {label} have shapes {stored}, but its Keras 3 "
-                         f"twin expects {shapes}.")
-    for variable, array in zip(variables, arrays):
-        variable.assign(array)
+    try:
+        layer.load_own_variables({str(index): array for index, array in enumerate(arrays)})
+    except ValueError as error:
+        shapes = [tuple(array.shape) for array in arrays]
+        raise ValueError(f"{path!r}: the stored weights of layer {label} (shapes {shapes}) do not fit its Keras 3 "
+                         f"twin: {error}") from None
 
 
 def _keras_file_weights(model: keras.Model, config: dict, group: Any, path: str) -> None:

@@ -63,6 +63,40 @@ x = K.layers.Flatten()(x)
 x = L.QuantDense(5, input_quantizer="ste_sign", kernel_quantizer="ste_sign")(x)
 save("conv2d_residual", K.Model(inputs_2d, K.layers.Activation("softmax")(x)), (8, 8, 3))
 
+save("conv1d", K.Sequential([
+    K.Input((16, 4)),
+    L.QuantConv1D(6, 3, padding="same", pad_values=1.0, input_quantizer="ste_sign", kernel_quantizer="ste_sign",
+                  kernel_constraint="weight_clip"),
+    K.layers.BatchNormalization(),
+    K.layers.MaxPooling1D(),
+    L.QuantSeparableConv1D(6, 3, padding="same", pad_values=1.0, depth_multiplier=2, input_quantizer="ste_sign",
+                           depthwise_quantizer="ste_sign", pointwise_quantizer="ste_sign"),
+    K.layers.AveragePooling1D(),
+    L.QuantConv1D(4, 2, dilation_rate=2, input_quantizer="approx_sign", kernel_quantizer="ste_tern"),
+    K.layers.GlobalAveragePooling1D(),
+]), (16, 4))
+
+save("conv3d", K.Sequential([
+    K.Input((4, 4, 4, 2)),
+    L.QuantConv3D(4, 3, padding="same", pad_values=1.0, input_quantizer="ste_sign", kernel_quantizer="ste_sign"),
+    K.layers.BatchNormalization(),
+    L.QuantConv3DTranspose(3, 2, strides=2, input_quantizer="ste_sign", kernel_quantizer="magnitude_aware_sign"),
+    K.layers.MaxPooling3D(),
+    K.layers.GlobalMaxPooling3D(),
+]), (4, 4, 4, 2))
+
+inputs_dw = K.Input((8, 8, 3))
+x = L.QuantDepthwiseConv2D(3, depth_multiplier=2, padding="same", pad_values=1.0, input_quantizer="ste_sign",
+                           depthwise_quantizer="ste_sign", depthwise_constraint="weight_clip")(inputs_dw)
+x = K.layers.BatchNormalization()(x)
+x = L.QuantSeparableConv2D(8, 3, padding="same", pad_values=1.0, input_quantizer="ste_sign",
+                           depthwise_quantizer="ste_sign", pointwise_quantizer="ste_sign")(x)
+x = K.layers.BatchNormalization()(x)
+x = L.QuantConv2DTranspose(4, 3, strides=2, padding="same", input_quantizer="ste_sign",
+                           kernel_quantizer="ste_sign")(x)
+x = K.layers.Activation("relu")(x)
+save("depthwise_separable_transpose_2d", K.Model(inputs_dw, K.layers.GlobalAveragePooling2D()(x)), (8, 8, 3))
+
 inner = K.Sequential([K.Input((6,)), L.QuantDense(4, input_quantizer="ste_sign", kernel_quantizer="ste_sign"),
                       K.layers.BatchNormalization()], name="inner")
 inputs_nested = K.Input((6,))
@@ -77,7 +111,7 @@ save("locally_connected", K.Sequential([K.Input((6, 6, 2)), L.QuantLocallyConnec
     (6, 6, 2))
 """
 
-MODELS = ["dense_sequential", "conv2d_residual", "nested"]
+MODELS = ["dense_sequential", "conv2d_residual", "conv1d", "conv3d", "depthwise_separable_transpose_2d", "nested"]
 FORMATS = [".h5", ".keras"]
 
 
