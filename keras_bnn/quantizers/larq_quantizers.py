@@ -144,7 +144,12 @@ def magnitude_aware_sign(x, clip_value: float | None = 1.0):
     """
     x = ops.convert_to_tensor(x)
     axes = tuple(range(len(x.shape) - 1))
-    scale = ops.mean(ops.abs(x), axis=axes) if axes else ops.abs(x)
+    if axes:
+        # sum / count, as TensorFlow's reduce_mean rounds (jnp.mean and torch.mean may differ by an ulp).
+        count = ops.cast(ops.size(x), x.dtype) / ops.cast(ops.shape(x)[-1], x.dtype)
+        scale = ops.sum(ops.abs(x), axis=axes) / count
+    else:
+        scale = ops.abs(x)
     return ops.stop_gradient(scale) * ste_sign(x, clip_value=clip_value)
 
 
