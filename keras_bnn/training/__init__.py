@@ -34,6 +34,7 @@ from keras_bnn.training.optimizers import (
     case_optimizer,
     real_optimizer,
 )
+from keras_bnn.training.pcnn import PCNNConv2D, PCNNProjection
 from keras_bnn.training.two_step import KEEP, requantize
 
 __all__ = [
@@ -47,6 +48,8 @@ __all__ = [
     "Bop",
     "CaseOptimizer",
     "Distiller",
+    "PCNNConv2D",
+    "PCNNProjection",
     "attention_map",
     "attention_transfer_loss",
     "batchnorm_layers",

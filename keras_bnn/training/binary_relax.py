@@ -97,7 +97,8 @@ class BinaryRelaxSign(Quantizer):
         return {**super().get_config(), "relaxation": self.initial_relaxation}
 
 
-bnn_quantizers.register_alias("binary_relax_sign", BinaryRelaxSign)
+for _alias in ("binary_relax_sign", "BinaryRelaxSign"):
+    bnn_quantizers.register_alias(_alias, BinaryRelaxSign)
 
 
 def binary_relax_quantizers(model: keras.layers.Layer) -> list[BinaryRelaxSign]:

@@ -414,10 +414,7 @@ class BinaryConnect:
     def kernel_quantizer(self) -> bnn_quantizers.Quantizer:
         """A new kernel quantizer: ``SteSign`` or ``StochasticSign``, both with STE window `clip_value`."""
         if self.stochastic:
-            stochastic_sign = getattr(bnn_quantizers, "StochasticSign", None)
-            if stochastic_sign is None:
-                raise NotImplementedError("keras_bnn.quantizers has no StochasticSign (Keras 3) yet.")
-            return stochastic_sign(clip_value=self.clip_value)
+            return bnn_quantizers.StochasticSign(clip_value=self.clip_value)
         return bnn_quantizers.SteSign(clip_value=self.clip_value)
 
     def layer_kwargs(self) -> dict[str, Any]:
