@@ -32,6 +32,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import keras_bnn._backend_guard  # noqa: F401  (first: a missing JAX/PyTorch names its extra)
 import keras
 import numpy as np
 

@@ -6,6 +6,7 @@ Example:
     True
 """
 
+import keras_bnn._backend_guard  # noqa: F401  (first: a missing JAX/PyTorch names its extra)
 from keras_bnn.layers.attention import BinaryMultiHeadAttention, attention_macs, binary_step
 from keras_bnn.layers.birealnet import BiRealConv2D
 from keras_bnn.layers.quantized import QuantConv1D, QuantConv2D, QuantConv3D, QuantDense

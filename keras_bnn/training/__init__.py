@@ -16,6 +16,7 @@ Example:
     True
 """
 
+import keras_bnn._backend_guard  # noqa: F401  (first: a missing JAX/PyTorch names its extra)
 from keras_bnn.training.batchnorm import BatchNormReestimation, batchnorm_layers, reestimate_batchnorm
 from keras_bnn.training.binary_relax import (
     BinaryRelaxScheduler,
