@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import keras_bnn._backend_guard  # noqa: F401  (first: a missing JAX/PyTorch names its extra)
 import keras
 from keras import ops
 
