@@ -65,15 +65,11 @@ class _Translator:
         kind = _MODEL_CLASSES[entry["class_name"]]
         config = dict(entry["config"])
         config["layers"] = [self.layer(layer) for layer in config.get("layers", [])]
-        nested = {layer["config"].get("name") for layer in config["layers"]
-                  if layer["class_name"] in _MODEL_CLASSES.values()}
-        if nested:  # tf-keras counts a nested model's own first node; Keras 3 does not
-            for layer in config["layers"]:
-                if "inbound_nodes" in layer:
-                    layer["inbound_nodes"] = [_shift_nodes(node, nested) for node in layer["inbound_nodes"]]
-            for key in ("input_layers", "output_layers"):
-                if key in config:
-                    config[key] = _shift_nodes(config[key], nested)
+        if kind == "Sequential":
+            _add_input_layer(config["layers"])
+        for layer in config["layers"]:  # the graph gives the shapes (Keras 3 warns on a layer's input_shape)
+            layer["config"].pop("input_shape", None)
+        _shift_nested_model_nodes(config)
         return {"module": "keras", "class_name": kind, "config": config, "registered_name": None,
                 **_graph_keys(entry)}
 
@@ -96,8 +92,9 @@ class _Translator:
             cls = getattr(keras.layers, class_name)
             serialized = {"module": "keras.layers", "class_name": class_name, "registered_name": None}
         else:
-            raise self.error(label, f"{class_name} (module {module or 'unknown'!r}) is neither a larq layer with a "
-                                    "keras_bnn twin nor a Keras layer")
+            origin = f" (from {module})" if module else ""
+            raise self.error(label, f"{class_name}{origin} is neither a larq layer with a keras_bnn twin nor a Keras "
+                                    "layer")
         serialized["config"] = self.layer_config(cls, config, label)
         return {**serialized, **_graph_keys(entry)}
 
@@ -154,6 +151,30 @@ class _Translator:
 def _graph_keys(entry: dict) -> dict:
     """The Functional graph fields that sit next to a layer's config (its name and inbound nodes)."""
     return {key: entry[key] for key in ("name", "inbound_nodes", "build_config") if key in entry}
+
+
+def _add_input_layer(layers: list[dict]) -> None:
+    """Put an `InputLayer` first in a Sequential's (translated) layers whose first layer holds the input shape."""
+    first = layers[0]["config"] if layers else {}
+    if "input_shape" in first:
+        dtype = first.get("dtype") if isinstance(first.get("dtype"), str) else "float32"
+        layers.insert(0, {"module": "keras.layers", "class_name": "InputLayer", "registered_name": None,
+                          "config": {"batch_shape": [None, *first["input_shape"]], "dtype": dtype,
+                                     "name": f"{first.get('name')}_input"}})
+
+
+def _shift_nested_model_nodes(config: dict) -> None:
+    """tf-keras counts a nested model's own first node in node references, Keras 3 does not: one less there."""
+    nested = {layer["config"].get("name") for layer in config["layers"]
+              if layer["class_name"] in _MODEL_CLASSES.values()}
+    if not nested:
+        return
+    for layer in config["layers"]:
+        if "inbound_nodes" in layer:
+            layer["inbound_nodes"] = [_shift_nodes(node, nested) for node in layer["inbound_nodes"]]
+    for key in ("input_layers", "output_layers"):
+        if key in config:
+            config[key] = _shift_nodes(config[key], nested)
 
 
 def _shift_nodes(references: Any, nested: set[str]) -> Any:

@@ -7,6 +7,10 @@ files only. :func:`load_model` reads the stored model configuration first (the J
 unless ``safe_mode=False`` is passed (``--unsafe`` on the command line). A file that is not what its name says (a
 truncated `.keras` zip, a text file named `.h5`) is a `ValueError` saying what was expected.
 
+:func:`load_larq_model` (from `keras_bnn.larq_reader`) reads a file that larq saved on tf-keras 2 into the
+Keras 3 model (keras_bnn's layers and quantizers) with the same weights, on every Keras backend, with the same
+refusal of code.
+
 Example:
     >>> import keras_bnn, tempfile, os, tensorflow as tf
     >>> from keras_bnn.saving import UnsafeModelError, load_model

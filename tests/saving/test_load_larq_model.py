@@ -97,8 +97,8 @@ x = L.QuantConv2DTranspose(4, 3, strides=2, padding="same", input_quantizer="ste
 x = K.layers.Activation("relu")(x)
 save("depthwise_separable_transpose_2d", K.Model(inputs_dw, K.layers.GlobalAveragePooling2D()(x)), (8, 8, 3))
 
-inner = K.Sequential([K.Input((6,)), L.QuantDense(4, input_quantizer="ste_sign", kernel_quantizer="ste_sign"),
-                      K.layers.BatchNormalization()], name="inner")
+inner = K.Sequential([L.QuantDense(4, input_quantizer="ste_sign", kernel_quantizer="ste_sign", input_shape=(6,)),
+                      K.layers.BatchNormalization()], name="inner")  # no Input: batch_input_shape in QuantDense
 inputs_nested = K.Input((6,))
 save("nested", K.Model(inputs_nested, K.layers.Dense(2)(inner(inputs_nested))), (6,))
 
@@ -109,6 +109,18 @@ save("lambda", K.Model(inputs_lambda, L.QuantDense(3, kernel_quantizer="ste_sign
 save("locally_connected", K.Sequential([K.Input((6, 6, 2)), L.QuantLocallyConnected2D(
     2, 3, input_quantizer="ste_sign", kernel_quantizer="ste_sign", implementation=1), K.layers.Flatten()]),
     (6, 6, 2))
+
+@K.utils.register_keras_serializable("custom")
+class HalfSign(Q.SteSign):
+    pass
+
+@K.utils.register_keras_serializable("custom")
+class Twice(K.layers.Layer):
+    def call(self, inputs):
+        return 2.0 * inputs
+
+save("custom_quantizer", K.Sequential([K.Input((4,)), L.QuantDense(2, kernel_quantizer=HalfSign())]), (4,))
+save("custom_layer", K.Sequential([K.Input((4,)), Twice(name="twice"), L.QuantDense(2)]), (4,))
 """
 
 MODELS = ["dense_sequential", "conv2d_residual", "conv1d", "conv3d", "depthwise_separable_transpose_2d", "nested"]
@@ -179,6 +191,17 @@ def test_layer_without_keras_3_equivalent_names_layer_and_file(larq_files, exten
     with pytest.raises(ValueError, match="QuantLocallyConnected2D") as error:
         load_larq_model(path)
     assert path in str(error.value) and "quant_locally_connected2d" in str(error.value)
+
+
+@pytest.mark.parametrize("extension", FORMATS)
+def test_custom_quantizer_or_layer_is_named_with_the_file(larq_files, extension):
+    folder, _ = larq_files
+    for name, expected in (("custom_quantizer", r"quant_dense.*kernel_quantizer.*'HalfSign'"),
+                           ("custom_layer", r"'twice' \(.*Twice\)")):
+        path = os.path.join(folder, name + extension)
+        with pytest.raises(ValueError, match=expected) as error:
+            load_larq_model(path)
+        assert path in str(error.value)
 
 
 def test_bad_files_are_clear_value_errors(larq_files, tmp_path):
