@@ -99,6 +99,7 @@ class SentenceTokenizer:
         """int32 ids `(len(sentences), length)`."""
         if isinstance(sentences, str):
             raise TypeError("Pass a list of sentences, not one str.")
-        ids = self._layer(tf.constant(list(sentences), dtype=tf.string)).numpy().astype(np.int32)
+        # np.asarray: tf.keras may be Keras 3 on another backend here (a jax or torch array), or tf-keras.
+        ids = np.asarray(self._layer(tf.constant(list(sentences), dtype=tf.string))).astype(np.int32)
         ids[(ids == 0).all(axis=1), 0] = OOV_ID
         return ids
