@@ -212,7 +212,7 @@ class ElasticSign(Quantizer):
 
 @serializable("learnable_threshold_sign")
 class LearnableThresholdSign(Quantizer):
-    r"""ReActNet's RSign: sign with a learned threshold β_c per channel (last axis): q(x)_{…c} = sign(x_{…c} - β_c).
+    r"""ReActNet's RSign: sign with a learned threshold β_c per channel (last axis), q(x)_c = sign(x_c - β_c).
 
     `sign` gives +1 where x >= β_c (ReActNet's paper writes x > β_c, a measure-zero difference). The gradient
     w.r.t. x is Bi-Real Net's ApproxSign, 2 - 2|x - β_c| inside |x - β_c| <= 1 and 0 outside, as in ReActNet's
