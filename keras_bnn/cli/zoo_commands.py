@@ -46,6 +46,9 @@ def _evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("name", metavar="NAME")
     parser.add_argument("--split", default=None, help="dataset split (default: the card's test split, e.g. test)")
     parser.add_argument("--json", action="store_true", help="print the result as one JSON document")
+    parser.add_argument("--legacy", action="store_true",
+                        help="measure the tf-keras model (what the converter takes) instead of the Keras 3 one "
+                             "(on the backend KERAS_BACKEND names)")
 
 
 @command("zoo evaluate", help="re-measure a pretrained model's test metric (accuracy, bits per character) and "
@@ -53,7 +56,7 @@ def _evaluate_arguments(parser: argparse.ArgumentParser) -> None:
 def _evaluate(args: argparse.Namespace) -> int:
     zoo = _zoo()
     try:
-        result = zoo.evaluate(args.name, split=args.split)
+        result = zoo.evaluate(args.name, split=args.split, legacy=args.legacy)
     except zoo.WeightsFileError as error:
         raise CommandError(str(error), EXIT_FAILURE) from error
     except (ValueError, FileNotFoundError) as error:

@@ -61,3 +61,11 @@ def test_keras3_streamed_bits_per_character_match_tf_keras():
     assert bits == pytest.approx(expected, abs=1e-5)
     assert 1.5 < bits < 4.0
     assert streamed_bits_per_character(model, ids, window=40) == (bits, count)  # the state is reset first
+
+
+@pytest.mark.parametrize("name, split", [("xnornet_small.fashion_mnist", "test[:500]"),
+                                         ("binary_transformer.sst2", "validation[:200]")])
+def test_evaluate_measures_both_builds_alike(name, split):
+    keras3, legacy = zoo.evaluate(name, split, legacy=False), zoo.evaluate(name, split, legacy=True)
+    assert keras3["measured"] == legacy["measured"] and keras3["examples"] == legacy["examples"]
+    assert keras3["card"] is None and keras3["matches"] is False  # the card states no figure for a slice
