@@ -44,6 +44,7 @@ __all__ = ["BinaryMultiHeadAttention", "attention_macs", "binary_step"]
 PROBABILITIES = ("softmax", "bool")
 _TIE_OFFSET = 1e-5  # far above float32 rounding of a context (|p| <= 1), far below any other context value
 _LARGE_NEGATIVE = -1e9  # added to masked scores before the softmax (tf-keras' Softmax)
+_FLOAT16_NEGATIVE = -65504.0  # float16's lowest
 # (batch, length, heads, dim) operands; scores (batch, heads, query length, key length)
 _SCORES_EQUATION, _CONTEXT_EQUATION = "bshd,bthd->bhts", "bhts,bshd->bthd"
 
@@ -316,7 +317,8 @@ class BinaryMultiHeadAttention(keras.layers.Layer):
         mask = None if attention_mask is None else ops.expand_dims(ops.cast(attention_mask, scores.dtype), -3)
         if self.probabilities == "softmax":
             if mask is not None:
-                scores = scores + (1.0 - mask) * _LARGE_NEGATIVE
+                float16 = keras.backend.standardize_dtype(scores.dtype) == "float16"
+                scores = scores + (1.0 - mask) * (_FLOAT16_NEGATIVE if float16 else _LARGE_NEGATIVE)
             probabilities = ops.softmax(scores, axis=-1)
             scale = None
         else:

@@ -204,19 +204,21 @@ def test_keras_file_and_config_round_trip(tmp_path):
 def test_a_few_training_steps_lower_the_loss():
     rng = np.random.default_rng(0)
     # Class 1 when token 1 occurs in the sentence: the encoder must look at every position.
-    ids = rng.integers(2, 30, size=(256, 8))
-    labels = rng.integers(0, 2, size=256)
+    ids = rng.integers(2, 30, size=(128, 8))
+    labels = rng.integers(0, 2, size=128)
     ids[labels == 1, rng.integers(0, 8, size=int(labels.sum()))] = 1
     tokens = keras.Input((8,), dtype="int32")
     x = keras.layers.Embedding(30, 32, mask_zero=True)(tokens)
     x = AddPositions(8)(x)
     x = BinaryTransformerEncoder(2, 64)(x)
     model = keras.Model(tokens, keras.layers.Dense(2)(keras.layers.GlobalAveragePooling1D()(x)))
-    model.compile(keras.optimizers.Adam(0.003), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    # XLA compilation takes longer than these few steps on TensorFlow; JAX always compiles.
+    model.compile(keras.optimizers.Adam(0.005), keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  jit_compile=keras.backend.backend() == "jax")
     before = model.evaluate(ids, labels, verbose=0)
     model.fit(ids, labels, batch_size=32, epochs=4, verbose=0)
     after = model.evaluate(ids, labels, verbose=0)
-    assert after < before - 0.1, (before, after)
+    assert after < before - 0.2, (before, after)
 
 
 @pytest.mark.parametrize("arguments, message", [
