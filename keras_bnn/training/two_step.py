@@ -162,7 +162,12 @@ def requantize(
         changed_by_layer[layer.name] = changed
         return layer.__class__.from_config(config)
 
-    new_model = keras.models.clone_model(model, clone_function=clone)
+    if isinstance(model, keras.Sequential):
+        new_model = keras.models.clone_model(model, clone_function=clone)
+    else:  # new inputs of the same names (Keras' clone would rename an unnamed input layer)
+        inputs = keras.tree.map_structure(
+            lambda t: keras.Input(batch_shape=t.shape, dtype=t.dtype, name=t._keras_history[0].name), model.input)
+        new_model = keras.models.clone_model(model, input_tensors=inputs, clone_function=clone)
     for old_layer in model.layers:
         if isinstance(old_layer, keras.layers.InputLayer):
             continue
