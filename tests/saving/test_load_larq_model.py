@@ -23,11 +23,14 @@ _LARQ_SCRIPT = """
 L, Q, K = larq.layers, larq.quantizers, tf.keras
 rng = np.random.default_rng(7)
 
-def save(name, model, input_shape):
+def save(name, model, input_shape, train=False):
     for layer in model.layers:  # random weights, positive moving variances
         layer.set_weights([rng.uniform(0.5, 2.0, w.shape) if "moving_variance" in w.name else rng.normal(size=w.shape)
                            for w in layer.weights])
     x = rng.normal(size=(3, *input_shape)).astype("float32")
+    if train:  # the files then hold an optimizer's state and a training config too
+        model.compile(K.optimizers.Adam(0.01), "mse")
+        model.fit(x, model(x, training=False).numpy()[::-1], epochs=2, verbose=0)
     model.save(os.path.join(folder, name + ".h5"))
     model.save(os.path.join(folder, name + ".keras"))
     outputs[name] = model(x, training=False).numpy()
@@ -61,7 +64,7 @@ x = L.QuantConv2D(8, 3, strides=2, padding="same", input_quantizer="approx_sign"
 x = K.layers.AveragePooling2D(padding="same")(x)
 x = K.layers.Flatten()(x)
 x = L.QuantDense(5, input_quantizer="ste_sign", kernel_quantizer="ste_sign")(x)
-save("conv2d_residual", K.Model(inputs_2d, K.layers.Activation("softmax")(x)), (8, 8, 3))
+save("conv2d_residual", K.Model(inputs_2d, K.layers.Activation("softmax")(x)), (8, 8, 3), train=True)
 
 save("conv1d", K.Sequential([
     K.Input((16, 4)),
