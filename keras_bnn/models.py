@@ -40,9 +40,11 @@ from keras_bnn.layers.quantized_base import variable_precision
 
 __all__ = ["LayerProfile", "ModelProfile", "summary"]
 
-# Subclasses included: keras-bnn's quantized layers derive from these Keras classes.
+# larq's classes, subclasses included (keras-bnn's quantized layers derive from these Keras classes). tf-keras'
+# Conv1DTranspose and Conv2DTranspose are subclasses of Conv1D and Conv2D, so larq counts their MACs too.
 MAC_CONTAINING_LAYERS = (keras.layers.Conv2D, keras.layers.SeparableConv2D, keras.layers.DepthwiseConv2D,
-                         keras.layers.Dense, keras.layers.Conv1D, keras.layers.SeparableConv1D)
+                         keras.layers.Dense, keras.layers.Conv1D, keras.layers.SeparableConv1D,
+                         keras.layers.Conv1DTranspose, keras.layers.Conv2DTranspose)
 OP_COUNT_SUPPORTED_LAYERS = (keras.layers.Flatten, keras.layers.BatchNormalization, keras.layers.MaxPooling2D,
                              keras.layers.AveragePooling2D, keras.layers.MaxPooling1D,
                              keras.layers.AveragePooling1D, *MAC_CONTAINING_LAYERS)
@@ -305,7 +307,8 @@ def summary(model: keras.Model, print_fn: Callable[[str], Any] | None = None, in
     Args:
         model: A built Keras 3 model.
         print_fn: Called with each table's text (default `print`).
-        include_macs: Include the MAC columns and totals.
+        include_macs: Include the MAC totals in the summary table (the stats table has its MAC columns either
+            way, as in larq 0.14).
 
     Raises:
         ValueError: the model is not built.
@@ -315,14 +318,14 @@ def summary(model: keras.Model, print_fn: Callable[[str], Any] | None = None, in
         >>> from keras_bnn.models import summary
         >>> model = keras.Sequential([keras.Input((4,)), keras_bnn.layers.QuantDense(2, name="d")], name="m")
         >>> summary(model, include_macs=False)
-        +m stats----------------------------------------+
-        | Layer  Input prec.  Outputs  # 32-bit  Memory |
-        |              (bit)                x 1    (kB) |
-        +-----------------------------------------------+
-        | d                -  (-1, 2)        10    0.04 |
-        +-----------------------------------------------+
-        | Total                              10    0.04 |
-        +-----------------------------------------------+
+        +m stats-----------------------------------------------------+
+        | Layer  Input prec.  Outputs  # 32-bit  Memory  32-bit MACs |
+        |              (bit)                x 1    (kB)              |
+        +------------------------------------------------------------+
+        | d                -  (-1, 2)        10    0.04            8 |
+        +------------------------------------------------------------+
+        | Total                              10    0.04            8 |
+        +------------------------------------------------------------+
         +m summary-------------------------------+
         | Total params                   10      |
         | Trainable params               10      |
@@ -339,5 +342,6 @@ def summary(model: keras.Model, print_fn: Callable[[str], Any] | None = None, in
                          "layer(s) for automatic build.")
     print_fn = print_fn or print
     profile = ModelProfile(model)
-    print_fn(ascii_table(profile.generate_table(include_macs), f"{model.name} stats", True, True, True))
+    # As larq 0.14 does, the stats table always has the MAC columns; `include_macs` applies to the summary table.
+    print_fn(ascii_table(profile.generate_table(), f"{model.name} stats", True, True, True))
     print_fn(ascii_table(profile.generate_summary(include_macs), f"{model.name} summary", False, False, False))
