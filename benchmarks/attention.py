@@ -49,7 +49,7 @@ VARIANTS = {  # binary ablation: quantizer of every binary matmul's input, and t
 
 def flatbuffer_report(model, data, *, binary: bool, encoder: dict | None) -> dict:
     """Convert (batch 1, 48 tokens), inspect, and for the binary model run LCE's runtime on all of dev."""
-    converted = zoo.entry(NAME).builder(batch_size=1, binary=binary, encoder=encoder)
+    converted = zoo.entry(NAME).builder(batch_size=1, binary=binary, encoder=encoder, legacy=True)
     converted.set_weights(model.get_weights())
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the float model has no binary layer, which convert warns about

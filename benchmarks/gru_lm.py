@@ -49,7 +49,7 @@ def model_bits(model: tf.keras.Model) -> int:
 
 def streamed_bpc(model: tf.keras.Model, ids, binary: bool, options: dict) -> float:
     stateful = zoo.entry(NAME).builder(batch_size=LM_STREAMS, stateful=True, binary=binary,
-                                       num_classes=model.output_shape[-1], **options)
+                                       num_classes=model.output_shape[-1], legacy=True, **options)
     stateful.set_weights(model.get_weights())
     return streamed_bits_per_character(stateful, ids, window=LM_WINDOW)[0]
 

@@ -159,7 +159,9 @@ def _weights_section(spec: ZooEntry, config: Pretrained) -> list[str]:
         f"| download | {config.url or 'packaged with keras-bnn (no release URL)'} |",
         f"| license | {config.license} |",
         "",
-        f"Check it: `keras-bnn zoo evaluate {spec.name}` (or `keras_bnn.zoo.evaluate({spec.name!r})`).",
+        f"Check it: `keras-bnn zoo evaluate {spec.name}` (or `keras_bnn.zoo.evaluate({spec.name!r})`): the Keras 3 "
+        "model on the backend `KERAS_BACKEND` names (TensorFlow, JAX or PyTorch; `--legacy`: the tf-keras model the "
+        "converter takes), from the same file.",
     ]
 
 

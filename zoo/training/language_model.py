@@ -1,5 +1,7 @@
 """The language-model recipe: truncated BPTT on contiguous streams of the train text, streamed evaluation.
 
+It trains the tf-keras model (``legacy=True``; the Keras 3 recipe is not written yet).
+
 Example (one step on the real text; ~20 s):
     >>> import keras_bnn.zoo as zoo
     >>> from keras_bnn.zoo.training.language_model import train_language_model
@@ -73,7 +75,7 @@ def train_language_model(entry: ZooEntry, *, steps: int, seed: int, binary: bool
         **builder_options: Other arguments of the entry's builder (``units``, ``gate_scale``, ``dropout``...).
 
     Returns:
-        (the trained model, for any batch size and not stateful; a log of the run).
+        (the trained tf-keras model, for any batch size and not stateful; a log of the run).
     """
     recipe: LanguageModelRecipe = entry.recipe
     if texts is None:
@@ -82,7 +84,7 @@ def train_language_model(entry: ZooEntry, *, steps: int, seed: int, binary: bool
         vocabulary = CharVocabulary.from_text(*texts.values())
     tf.keras.utils.set_random_seed(seed)
     model = entry.builder(batch_size=recipe.batch_size, stateful=True, binary=binary,
-                          num_classes=vocabulary.size, **builder_options)
+                          num_classes=vocabulary.size, legacy=True, **builder_options)
     schedule = tf.keras.optimizers.schedules.CosineDecay(recipe.learning_rate, steps,
                                                          alpha=recipe.final_learning_rate_fraction)
     model.compile(tf.keras.optimizers.Adam(schedule, clipnorm=recipe.clipnorm),
@@ -96,7 +98,7 @@ def train_language_model(entry: ZooEntry, *, steps: int, seed: int, binary: bool
     start = time.perf_counter()
     model.fit(dataset, steps_per_epoch=per_epoch, epochs=epochs, verbose=0, callbacks=[progress])
     seconds = time.perf_counter() - start
-    unbatched = entry.builder(binary=binary, num_classes=vocabulary.size, **builder_options)
+    unbatched = entry.builder(binary=binary, num_classes=vocabulary.size, legacy=True, **builder_options)
     unbatched.set_weights(model.get_weights())
     log = {"name": entry.name, "binary": binary, "seed": seed, "steps": epochs * per_epoch, "passes": epochs,
            "train_wall_time_s": round(seconds, 1),

@@ -1,5 +1,7 @@
 """The sentence-classifier recipe: a float teacher, then the binary student distilled from its logits.
 
+It trains the tf-keras models (``legacy=True``; the Keras 3 recipe is not written yet).
+
 Both keep the epoch with the best accuracy on train sentences held out by a seeded permutation (never the dev
 set); batches hold sentences of similar length, trimmed to the longest (``keras_bnn.text.length_batches``).
 """
@@ -131,14 +133,14 @@ def train_sentence_classifier(entry: ZooEntry, data: SentenceData, *, seed: int,
     result: dict[str, Any] = {}
     if teacher is None:
         tf.keras.utils.set_random_seed(seed)
-        teacher = entry.builder(input_shape=(None,), binary=False)
+        teacher = entry.builder(input_shape=(None,), binary=False, legacy=True)
         _check_vocabulary(teacher, vocabulary)
         result["teacher_log"] = _fit(teacher, data, fit_targets, epochs=float_epochs or recipe.float_epochs,
                                      learning_rate=recipe.float_learning_rate, batch_size=recipe.batch_size,
                                      loss=logit_distillation_loss(1.0, 1.0), seed=seed)
     targets = np.concatenate([fit_targets, predict_logits(teacher, data.x_fit)], 1).astype(np.float32)
     tf.keras.utils.set_random_seed(seed)
-    student = entry.builder(input_shape=(None,), binary=True, encoder=encoder)
+    student = entry.builder(input_shape=(None,), binary=True, encoder=encoder, legacy=True)
     student.set_weights(_matching_weights(teacher, student))
     result["student_log"] = _fit(student, data, targets, epochs=binary_epochs or recipe.binary_epochs,
                                  learning_rate=recipe.binary_learning_rate, batch_size=recipe.batch_size,
