@@ -37,6 +37,10 @@ def build():
     return keras.Model(inputs, h)
 
 
+def weights(model):
+    return [np.asarray(keras.ops.convert_to_numpy(w)).ravel() for w in model.weights]
+
+
 def train(scope=None):
     keras.utils.set_random_seed(1)
     if scope is None:
@@ -44,17 +48,18 @@ def train(scope=None):
     else:
         with scope:
             model = build()
+    initial = weights(model)
     model.compile(optimizer=keras.optimizers.SGD(0.05), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     history = model.fit(x, y, batch_size=32, epochs=4, shuffle=False, verbose=0)
-    return model, history.history["loss"], [np.asarray(keras.ops.convert_to_numpy(w)).ravel() for w in model.weights]
+    return model, history.history["loss"], weights(model), initial
 
 
 def report(replicas, single, parallel):
-    (_, single_loss, single_weights), (_, parallel_loss, parallel_weights) = single, parallel
+    (_, single_loss, single_weights, _), (_, parallel_loss, parallel_weights, initial) = single, parallel
     print("REPORT " + json.dumps({
         "replicas": replicas, "single_loss": single_loss, "parallel_loss": parallel_loss,
         "max_weight_difference": max(float(np.abs(a - b).max()) for a, b in zip(single_weights, parallel_weights)),
-        "max_weight_change": max(float(np.abs(w).max()) for w in parallel_weights),
+        "max_weight_change": max(float(np.abs(a - b).max()) for a, b in zip(parallel_weights, initial)),
     }))
 '''
 
