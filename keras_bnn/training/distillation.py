@@ -103,6 +103,20 @@ def _per_example_loss(identifier: Any) -> Callable[[Any, Any], Any]:
     raise TypeError(f"Distiller.compile: cannot use {identifier!r} as the student's loss.")
 
 
+class _Passthrough(keras.losses.Loss):
+    """A Keras loss whose per-example values are its `y_pred`: Keras reduces it and scales it for
+    ``tf.distribute`` as every Keras loss (÷ replicas in sync under a TensorFlow strategy, ×1 elsewhere)."""
+
+    def call(self, y_true, y_pred):
+        return y_pred
+
+
+def _distribution_scale() -> Any:
+    """1 / replicas in sync under a TensorFlow distribution strategy, else 1, through Keras' own loss reduction
+    (what Keras applies to every compiled loss; the trainer undoes it for the logged ``loss``)."""
+    return _Passthrough(reduction="sum_over_batch_size", name="distribution_scale")(ops.zeros((1,)), ops.ones((1,)))
+
+
 def _check_number(name: str, value: Any, low: float, high: float, low_open: bool) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise ValueError(f"Distiller {name} must be a finite number, got {value!r}.")
@@ -292,7 +306,9 @@ class Distiller(keras.Model):
     def compute_loss(self, x: Any = None, y: Any = None, y_pred: Any = None, sample_weight: Any = None,
                      training: bool = True) -> Any:
         """Keras 3's loss hook: the distillation loss of `y_pred` (the student's output for `x`), plus the
-        student's own losses (``add_loss``, weight regularizers); updates the loss-term metrics."""
+        student's own losses (``add_loss``, weight regularizers); updates the loss-term metrics. Under a
+        TensorFlow distribution strategy the returned value is divided by the replicas in sync, as Keras does
+        with compiled losses (its gradients are summed over the replicas)."""
         extra = [ops.cast(loss, "float32") for loss in self.losses]  # before the teacher runs
         if self._teacher_features is None:
             teacher_outputs = [self.teacher(x, training=False)]
@@ -307,7 +323,7 @@ class Distiller(keras.Model):
         total = losses["loss"]
         for loss in extra:
             total = total + loss
-        return total
+        return total * _distribution_scale()
 
     def get_config(self) -> dict[str, Any]:
         return {
