@@ -316,7 +316,8 @@ def load_compact(
 
     Args:
         model: A built Keras 3 or tf-keras model with the same weights (count, order, shapes) as the saved one
-            (the same zoo definition built either way).
+            (the same zoo definition built either way); weights that the file names all, in another order, are
+            matched by name.
         path: The `.npz` file.
         sha256: Expected hex sha256 of the file; None skips the check.
         size: Expected file size in bytes; None skips the check.
@@ -332,6 +333,9 @@ def load_compact(
         raise WeightsFileError(
             f"{os.fspath(path)!r} holds {len(names)} weights but model {model.name!r} has {len(targets)}."
         )
+    by_name = {slot.name: slot for slot in targets}
+    if names != [slot.name for slot in targets] and len(by_name) == len(targets) and set(by_name) == set(names):
+        targets = [by_name[name] for name in names]  # the same weights listed in another order: match by name
     values = []
     for index, (slot, saved_name) in enumerate(zip(targets, names)):
         value = _decode(arrays, f"w{index:03d}")

@@ -213,3 +213,22 @@ def test_keras3_and_legacy_builds_list_the_same_weights_in_the_same_order():
         assert [slot.name for slot in keras3] == [slot.name for slot in legacy] == stored, name
         assert [slot.shape for slot in keras3] == [slot.shape for slot in legacy], name
         assert [slot.quantizer is None for slot in keras3] == [slot.quantizer is None for slot in legacy], name
+
+
+def test_weights_stored_in_another_order_are_matched_by_name(saved, tmp_path):
+    info, path = saved
+    with np.load(path) as archive:
+        arrays = {key: archive[key] for key in archive.files}
+    names = [str(name) for name in arrays["__names__"]]
+    order = list(range(len(names)))[::-1]  # the same weights, listed last to first
+    shuffled = {"__format__": arrays["__format__"], "__names__": np.asarray([names[i] for i in order])}
+    for new, old in enumerate(order):
+        for key, value in arrays.items():
+            if key.startswith(f"w{old:03d}."):
+                shuffled[f"w{new:03d}.{key.split('.', 1)[1]}"] = value
+    weights._write_npz(tmp_path / "reversed.npz", shuffled)
+    expected, model = zoo.get("binary_cnn.mnist"), zoo.get("binary_cnn.mnist")
+    weights.load_compact(expected, path, sha256=info.sha256)
+    weights.load_compact(model, tmp_path / "reversed.npz")
+    images = _images()
+    np.testing.assert_array_equal(model.predict(images, verbose=0), expected.predict(images, verbose=0))
