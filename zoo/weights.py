@@ -5,7 +5,8 @@ tf-keras's `model.weights` order (a Keras 3 model's weights are put in that orde
 build of one zoo definition read the same file; see ``keras_bnn.zoo._weight_access``):
 
 * a binary kernel (the latent weight of a keras_bnn layer's, or a larq `QuantizedVariable`'s, quantizer of
-  precision 1) whose quantized value is ±1 is stored as its signs, `np.packbits` of `quantized > 0` (1 bit per weight): key `wNNN.bits`;
+  precision 1) whose quantized value is ±1 is stored as its signs, `np.packbits` of `quantized > 0` (1 bit per
+  weight): key `wNNN.bits`;
 * a binary kernel whose quantized value is ±c with one c per output channel (larq's
   `magnitude_aware_sign`, the XNOR-Net/Bi-Real weight scale) is stored as signs plus one float32 per output
   channel: keys `wNNN.bits` and `wNNN.scale`;

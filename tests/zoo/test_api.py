@@ -106,7 +106,8 @@ def test_legacy_builds_the_tf_keras_model_of_the_same_definition(name):
     assert isinstance(legacy, tf.keras.Model) and _compat.is_graph_model(legacy)
     assert [layer.name for layer in legacy.layers] == [layer.name for layer in model.layers]
     assert legacy.count_params() == model.count_params()
-    assert larq.models.ModelProfile(legacy).weight_count(1) == sum(int(np.prod(w.shape)) for w in _binary_weights(model))
+    binary_weights = sum(int(np.prod(weight.shape)) for weight in _binary_weights(model))
+    assert larq.models.ModelProfile(legacy).weight_count(1) == binary_weights
     with pytest.raises(TypeError, match="legacy must be a bool"):
         zoo.get(name, legacy="yes")
 
