@@ -30,8 +30,8 @@ def _jax(function, x, upstream, variables):
         return ops.sum(ops.convert_to_tensor(upstream) * outputs), outputs
 
     values = [variable.value for variable in variables]
-    (_, outputs), (dx, dvalues) = jax.value_and_grad(loss, argnums=(0, 1), has_aux=True)(jax.numpy.asarray(x),
-                                                                                        values)
+    step = jax.jit(jax.value_and_grad(loss, argnums=(0, 1), has_aux=True))  # one compilation, not one per op
+    (_, outputs), (dx, dvalues) = step(jax.numpy.asarray(x), values)
     return outputs, [dx, *dvalues]
 
 
