@@ -91,7 +91,7 @@ def quantized_weight(layer: Any, name: str = "kernel") -> np.ndarray:
         >>> import keras_bnn
         >>> layer = keras_bnn.layers.QuantConv2D(2, 1, kernel_quantizer="ste_sign")
         >>> layer.build((None, 4, 4, 1))
-        >>> sorted(set(keras_bnn.layers.quantized_weight(layer).ravel().tolist())) <= [-1.0, 1.0]
+        >>> set(keras_bnn.layers.quantized_weight(layer).ravel().tolist()) <= {-1.0, 1.0}
         True
     """
     names = getattr(layer, "quantized_weights", None)
