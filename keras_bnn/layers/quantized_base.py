@@ -4,6 +4,8 @@ A quantized layer is `QuantizerBase` mixed into a Keras layer class. It quantize
 `input_quantizer`, and each weight named in `quantized_weights` (``{"kernel": "kernel_quantizer"}``) with the
 quantizer of that argument, at call time; the latent (real) variables are what the optimizer updates. The weight
 names are a contract: Bop, the converter and the larq reader key on them. Only `keras.ops` in `call`.
+Each quantized latent variable is marked with its quantizer's precision (`variable_precision`) and reads as its
+quantized value inside `keras_bnn.layers.quantized_scope(True)` (see `keras_bnn.layers.scope`).
 """
 
 from __future__ import annotations
