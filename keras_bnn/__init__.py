@@ -1,7 +1,8 @@
 """keras-bnn: Binary Neural Networks for Keras 3 (TensorFlow, JAX and PyTorch backends), larq-compatible.
 
 Every submodule loads when first used, so ``import keras_bnn`` is light and selects nothing:
-``quantizers``, ``constraints``, ``layers`` and ``training`` (Keras 3, every backend), ``datasets``, ``text``,
+``quantizers``, ``constraints``, ``layers``, ``models`` (larq's ``summary``) and ``training`` (Keras 3, every
+backend), ``backends``, ``datasets``, ``text``,
 ``saving`` (safe loading; larq files in), ``zoo``, ``tflite`` (conversion, TensorFlow), ``cli``, and ``legacy``
 (the tf-keras 2 + larq implementation the converter still takes; importing it needs ``TF_USE_LEGACY_KERAS=1``
 before TensorFlow is imported, which it sets itself when TensorFlow is not imported yet).
@@ -17,8 +18,8 @@ import importlib
 
 __version__ = "0.1.0"
 
-_LAZY_SUBMODULES = ("cli", "constraints", "datasets", "layers", "legacy", "quantizers", "saving", "text", "tflite",
-                    "training", "zoo")
+_LAZY_SUBMODULES = ("backends", "cli", "constraints", "datasets", "layers", "legacy", "models", "quantizers", "saving",
+                    "text", "tflite", "training", "zoo")
 
 __all__ = ["__version__", *_LAZY_SUBMODULES]
 
