@@ -160,7 +160,7 @@ def binary_connect(stochastic: bool = False, clip_value: float = 1.0, learning_r
         >>> model = keras.Sequential([keras.Input((4,)), keras_bnn.layers.QuantDense(2, **recipe.layer_kwargs())])
         >>> model.compile(recipe.optimizer(), "mse")
         >>> _ = model.fit(keras.ops.ones((8, 4)), keras.ops.ones((8, 2)), verbose=0)
-        >>> float(keras.ops.max(keras.ops.abs(model.layers[0].kernel))) <= 1.0
+        >>> float(keras.ops.convert_to_numpy(keras.ops.max(keras.ops.abs(model.layers[0].kernel)))) <= 1.0
         True
     """
     if not isinstance(stochastic, bool):
