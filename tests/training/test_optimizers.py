@@ -1,4 +1,10 @@
-"""Bop and CaseOptimizer against larq's (same weights and gradients), the recipes against their formulas, fit."""
+"""Bop and CaseOptimizer against larq's (same weights and gradients), the recipes against their formulas, fit,
+saving (state restored, on another backend too)."""
+
+import json
+import os
+import subprocess
+import sys
 
 import keras
 import numpy as np
@@ -239,3 +245,40 @@ def test_case_optimizer_trains_a_binary_model_with_fit_saves_and_resumes(tmp_pat
         np.testing.assert_array_equal(numpy(saved), numpy(loaded))  # the state, Bop's m included, is restored
     resumed = restored.fit(x, y, epochs=1, batch_size=16, verbose=0).history["loss"][0]
     assert np.isfinite(resumed) and resumed < losses[0]
+
+
+_LOAD_ELSEWHERE = """
+import json, sys
+import numpy as np
+import keras
+import keras_bnn.training
+model = keras.models.load_model(sys.argv[1])
+optimizer = model.optimizer
+np.savez(sys.argv[2], *[keras.ops.convert_to_numpy(v) for v in optimizer.variables])
+print(json.dumps({"backend": keras.backend.backend(), "mapping": optimizer.var_opt_mapping,
+                  "optimizers": [type(o).__name__ for o in optimizer.optimizers]}))
+"""
+
+
+def test_case_optimizer_state_loads_on_another_backend(tmp_path):
+    rng = np.random.default_rng(3)
+    model = _binary_model()
+    model.compile(case_optimizer(model, binary=Bop(threshold=1e-5, gamma=1e-2)),
+                  keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(rng.normal(size=(16, 6, 6, 2)), rng.integers(0, 3, 16), batch_size=8, verbose=0)
+    path = tmp_path / "model.keras"
+    model.save(path)
+    other = "tensorflow" if keras.backend.backend() == "jax" else "jax"
+    script = tmp_path / "load.py"
+    script.write_text(_LOAD_ELSEWHERE)
+    env = {**os.environ, "KERAS_BACKEND": other, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    process = subprocess.run([sys.executable, str(script), str(path), str(tmp_path / "state.npz")], env=env,
+                             capture_output=True, text=True, timeout=600, cwd=os.getcwd())
+    assert process.returncode == 0, process.stderr[-4000:]
+    loaded = json.loads(process.stdout.strip().splitlines()[-1])
+    assert loaded == {"backend": other, "mapping": model.optimizer.var_opt_mapping, "optimizers": ["Bop", "Adam"]}
+    with np.load(tmp_path / "state.npz") as state:
+        values = [state[f"arr_{i}"] for i in range(len(state.files))]
+    assert len(values) == len(model.optimizer.variables)
+    for saved, restored in zip(model.optimizer.variables, values):
+        np.testing.assert_array_equal(numpy(saved), restored)
