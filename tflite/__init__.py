@@ -32,6 +32,7 @@ import keras_bnn.legacy  # noqa: F401  (first: selects tf-keras before TensorFlo
 from keras_bnn.tflite.audit import BitpackableLayer, NotBitpackedLayer
 from keras_bnn.tflite.converter import ConversionResult, NotBitpackableError, NotBitpackedWarning, convert
 from keras_bnn.tflite.inspection import inspect
+from keras_bnn.tflite.isolation import ConverterCrashError
 from keras_bnn.tflite.registry import Action, Rule, Verdict, register_rule
 from keras_bnn.tflite.report import FlatbufferReport
 from keras_bnn.tflite.rewrite import RewriteResult, rewrite_for_lce
@@ -42,6 +43,7 @@ __all__ = [
     "Action",
     "BitpackableLayer",
     "ConversionResult",
+    "ConverterCrashError",
     "FlatbufferReport",
     "FlatbufferStepper",
     "NotBitpackableError",

@@ -13,11 +13,13 @@ import warnings
 from collections import Counter, defaultdict
 from typing import Any
 
+import numpy as np
 import tensorflow as tf
 
-from keras_bnn._compat import lce_validate_options
+from keras_bnn._compat import is_binary_quantizer, lce_validate_options
 from keras_bnn.tflite.audit import BitpackableLayer, NotBitpackedLayer
 from keras_bnn.tflite.flatbuffer import Flatbuffer, read_flatbuffer
+from keras_bnn.tflite.isolation import lce_convert_keras_model
 from keras_bnn.tflite.rewrite import rewrite_for_lce
 from keras_bnn.tflite.targets import Target, TargetOutput, register_target
 
@@ -83,6 +85,29 @@ def _warn_if_float_io(flatbuffer: Flatbuffer, options: dict) -> None:
                           "experimental_default_int8_range)", UserWarning, stacklevel=5)
 
 
+# LCE folds larq's sign of a constant (its LceQuantize) as if the constant were rank 4; on a rank-2/3 kernel of more
+# than 2**25 weights (TensorFlow leaves those unfolded) it reads past the shape: a crash, a "cannot create
+# std::vector larger than max_size()" error, or minutes of work (larq-zoo's DoReFaNet: 2-bit inputs, sign kernels).
+LCE_SIGN_FOLD_LIMIT = 2**25
+
+
+def _check_sign_fold_limit(model: tf.keras.Model) -> None:
+    """ValueError naming a layer whose binary kernel LCE's converter would crash on, before it runs."""
+    for layer in model.submodules:
+        quantizer = getattr(layer, "kernel_quantizer", None)
+        kernel = getattr(layer, "kernel", None)
+        if quantizer is None or kernel is None or not is_binary_quantizer(quantizer):
+            continue
+        shape = tuple(kernel.shape)
+        if len(shape) != 4 and int(np.prod(shape)) > LCE_SIGN_FOLD_LIMIT:
+            raise ValueError(
+                f"layer {layer.name!r} ({type(layer).__name__}) cannot be converted with kernels='lce': its binary "
+                f"kernel {'x'.join(map(str, shape))} ({int(np.prod(shape)):,} weights) stays a float matmul (not a "
+                f"bitpacked convolution: its input is not binary), and LCE's converter crashes on a binary "
+                f"rank-{len(shape)} kernel of more than 2**25 = {LCE_SIGN_FOLD_LIMIT:,} weights. Make its input "
+                "binary (it is then bitpacked), split it into smaller layers, or use kernels='float'.")
+
+
 class LceTarget(Target):
     """Options: LCE's ``convert_keras_model`` keyword options (``inference_input_type``,
     ``inference_output_type``, ``target`` "arm"/"xcore", ``experimental_default_int8_range``, ...)."""
@@ -101,10 +126,9 @@ class LceTarget(Target):
 
     def convert(self, model: tf.keras.Model, *, strict: bool, batch_size: int | None,
                 options: dict[str, Any]) -> TargetOutput:
-        import larq_compute_engine as lce
-
         rewritten = rewrite_for_lce(model, target=options["target"], batch_size=batch_size)
-        flatbuffer = read_flatbuffer(lce.convert_keras_model(rewritten.model, **options))
+        _check_sign_fold_limit(rewritten.model)
+        flatbuffer = read_flatbuffer(lce_convert_keras_model(rewritten.model, **options))  # a crash: an error
         _warn_if_float_io(flatbuffer, options)
         missing = _missing_bconvs(rewritten.bitpackable, flatbuffer)
         log.info("bitpacked %d binary layer(s); %d stay in float", len(rewritten.bitpackable) - len(missing),
