@@ -163,3 +163,14 @@ def litert_delegated_ops(interpreter) -> tuple[list[str], list[str]]:
             stack.extend(int(t) for t in details[producer[tensor]]["inputs"])
     names = {d["index"]: d["op_name"] for d in originals}
     return [names[i] for i in sorted(delegated)], [names[i] for i in sorted(names) if i not in delegated]
+
+
+def keras_sublayers(layer) -> list:
+    """A Keras 3 layer and every layer tracked inside it (nested models, blocks, quantizer layers), each once, in
+    tracking order (Keras 3 has no public recursive listing; ``Layer._flatten_layers`` is it)."""
+    return list(layer._flatten_layers(include_self=True, recursive=True))
+
+
+def keras_tensor_layer(tensor):
+    """The Keras 3 layer that made a symbolic ``KerasTensor`` (e.g. a model input's ``InputLayer``)."""
+    return tensor._keras_history[0]

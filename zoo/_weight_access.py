@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from keras_bnn import _compat
+
 __all__ = ["Slot", "is_built_model", "is_legacy", "slots"]
 
 
@@ -94,7 +96,7 @@ def _legacy_slots(model: Any) -> list[Slot]:
 
 def _sublayers(layer: Any) -> list[Any]:
     """`layer` and every layer inside it."""
-    return list(layer._flatten_layers(include_self=True, recursive=True))
+    return _compat.keras_sublayers(layer)
 
 
 def _keras3_binary_quantizers(model: Any) -> dict[int, Any]:

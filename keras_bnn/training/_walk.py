@@ -6,6 +6,8 @@ from typing import Any
 
 import keras
 
+from keras_bnn import _compat
+
 __all__ = ["all_layers"]
 
 
@@ -19,7 +21,7 @@ def all_layers(model: keras.layers.Layer) -> list[keras.layers.Layer]:
         >>> [type(layer).__name__ for layer in all_layers(model)]
         ['Sequential', 'InputLayer', 'QuantDense', 'SteSign']
     """
-    return list(model._flatten_layers(include_self=True, recursive=True))
+    return _compat.keras_sublayers(model)
 
 
 def layers_of_type(model: keras.layers.Layer, kind: type | tuple[type, ...]) -> list[Any]:

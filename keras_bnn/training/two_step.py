@@ -23,6 +23,7 @@ from typing import Any
 
 import keras
 
+from keras_bnn import _compat
 from keras_bnn import constraints as bnn_constraints
 from keras_bnn import quantizers as bnn_quantizers
 
@@ -166,7 +167,7 @@ def requantize(
         new_model = keras.models.clone_model(model, clone_function=clone)
     else:  # new inputs of the same names (Keras' clone would rename an unnamed input layer)
         inputs = keras.tree.map_structure(
-            lambda t: keras.Input(batch_shape=t.shape, dtype=t.dtype, name=t._keras_history[0].name), model.input)
+            lambda t: keras.Input(batch_shape=t.shape, dtype=t.dtype, name=_compat.keras_tensor_layer(t).name), model.input)
         new_model = keras.models.clone_model(model, input_tensors=inputs, clone_function=clone)
     for old_layer in model.layers:
         if isinstance(old_layer, keras.layers.InputLayer):
