@@ -20,12 +20,14 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import os
 import warnings
 from typing import Any
 
 import tensorflow as tf
 
 from keras_bnn._validation import check_positive_int
+from keras_bnn.tflite import keras3
 from keras_bnn.tflite.audit import NotBitpackedLayer
 from keras_bnn.tflite.inspection import FlatbufferReport, inspect
 from keras_bnn.tflite.targets import get_target
@@ -82,7 +84,8 @@ class ConversionResult:
 def _validate(model: Any, kernels: str, strict: Any, report: Any, batch_size: Any, options: dict) -> Any:
     """Check every argument before any work; the target checks its own options."""
     if not isinstance(model, tf.keras.Model):
-        raise TypeError(f"convert() needs a tf.keras.Model, got {type(model).__name__}: {model!r}")
+        raise TypeError(f"convert() needs a tf.keras.Model, got {type(model).__name__}: {model!r}; it takes a tf-keras "
+                        "model (tf.keras.Model), a Keras 3 model (keras.Model) or the path of a Keras 3 .keras file")
     target = get_target(kernels)
     for name, value in (("strict", strict), ("report", report)):
         if not isinstance(value, bool):
@@ -93,7 +96,7 @@ def _validate(model: Any, kernels: str, strict: Any, report: Any, batch_size: An
 
 
 def convert(
-    model: tf.keras.Model,
+    model: tf.keras.Model | Any,
     *,
     kernels: str = "lce",
     strict: bool = False,
@@ -107,8 +110,11 @@ def convert(
     """Convert a Keras BNN to a flatbuffer; the model itself is not modified.
 
     Args:
-        model: a Functional or Sequential Keras model (a subclassed one only if none of its layers needs a
-            rewrite).
+        model: a Functional or Sequential tf-keras model (a subclassed one only if none of its layers needs a
+            rewrite); or a Functional or Sequential Keras 3 model (``keras.Model`` of Keras and keras_bnn layers,
+            trained on any backend), or the path of its ``.keras`` file (loaded with safe mode on): it is rebuilt
+            as the equivalent tf-keras model (:func:`keras_bnn.tflite.keras3.to_tf_keras`, same layers and
+            weights) and converted as that model is.
         kernels: The target: ``"lce"`` (Larq Compute Engine, bitpacked ``LceBconv2d``; for LCE's runtime on ARM)
             or ``"int8"`` (TFLite builtin int8 ops only, binary layers exact; for stock LiteRT / TFLite, TFLite
             Micro and int8 accelerators: it needs ``representative_data``, see
@@ -131,10 +137,11 @@ def convert(
 
     Raises:
         TypeError: `model` is not a Keras model, an option is unknown, or the model is subclassed and needs a
-            rewrite.
+            rewrite (a subclassed Keras 3 model always).
         ValueError: an unknown `kernels`, an option value the target rejects, or a bad `batch_size`;
             ``keras_bnn.tflite.targets.int8.UnsupportedLayerError`` (a ValueError) names a layer the int8 target
-            cannot lower exactly.
+            cannot lower exactly; a Keras 3 layer or quantizer with no tf-keras equivalent.
+        FileNotFoundError: `model` is a path to no file.
         NotBitpackableError: with ``strict=True``, some binary layers cannot be bitpacked (all are listed).
 
     Example:
@@ -153,6 +160,10 @@ def convert(
     elif target != "arm":
         raise TypeError(f"target={target!r} is an option of kernels='lce' (LCE's target hardware), not of "
                         f"kernels={kernels!r}")
+    if isinstance(model, (str, os.PathLike)):
+        model = keras3.load_keras3_model(model)
+    if keras3.is_keras3_model(model):
+        model = keras3.to_tf_keras(model)  # the same layers and weights, as the tf-keras model the rules rewrite
     converter = _validate(model, kernels, strict, report, batch_size, options)
     output = converter.convert(model, strict=strict, batch_size=batch_size, options=options)
     if strict and output.not_bitpacked:

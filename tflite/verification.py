@@ -10,6 +10,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_bnn.tflite.flatbuffer import read_flatbuffer
+from keras_bnn.tflite.keras3 import is_keras3_model
 from keras_bnn.tflite.runtimes import default_runtime, open_runtime
 
 __all__ = ["VerificationReport", "verify"]
@@ -77,7 +78,7 @@ def _in_chunks(run, x: np.ndarray, batch: int, pad: bool = True) -> np.ndarray:
     return np.concatenate(outputs)
 
 
-def verify(model: tf.keras.Model, flatbuffer: bytes, x: Any, *, runtime: str | None = None, num_threads: int = 1,
+def verify(model: Any, flatbuffer: bytes, x: Any, *, runtime: str | None = None, num_threads: int = 1,
            **runtime_options: Any) -> VerificationReport:
     """Run a Keras model and its flatbuffer on the same inputs and compare the outputs.
 
@@ -92,7 +93,8 @@ def verify(model: tf.keras.Model, flatbuffer: bytes, x: Any, *, runtime: str | N
     then flip, and the diff jumps by about 2x the weights that value feeds.
 
     Args:
-        model: the Keras model the flatbuffer was converted from.
+        model: the Keras model the flatbuffer was converted from: a tf-keras model, or a Keras 3 model (run as it
+            is, on the process' Keras backend).
         flatbuffer: the flatbuffer bytes.
         x: inputs, an array of shape ``(n_samples, *per_sample_shape)``.
         runtime: the runtime to run it in (``keras_bnn.tflite.runtimes.available_runtimes()``); None picks
@@ -119,8 +121,9 @@ def verify(model: tf.keras.Model, flatbuffer: bytes, x: Any, *, runtime: str | N
         >>> report.n_samples, report.max_abs_diff < 1e-3
         (5, True)
     """
-    if not isinstance(model, tf.keras.Model):
-        raise TypeError(f"model must be a tf.keras.Model, got {type(model).__name__}")
+    keras3 = is_keras3_model(model)
+    if not keras3 and not isinstance(model, tf.keras.Model):
+        raise TypeError(f"model must be a tf.keras.Model or a Keras 3 keras.Model, got {type(model).__name__}")
     if not isinstance(flatbuffer, (bytes, bytearray, memoryview)):
         raise TypeError(f"flatbuffer must be bytes (e.g. from convert()), got {type(flatbuffer).__name__}")
     checked = read_flatbuffer(flatbuffer)
@@ -163,6 +166,11 @@ def verify(model: tf.keras.Model, flatbuffer: bytes, x: Any, *, runtime: str | N
     keras_batch = keras_shape[0]
 
     def run_keras(chunk: np.ndarray) -> np.ndarray:
+        if keras3:  # the Keras 3 model itself (on this process' backend), not its tf-keras rebuild
+            import keras
+
+            tensor = keras.ops.convert_to_tensor(chunk, dtype=model.inputs[0].dtype)
+            return keras.ops.convert_to_numpy(model(tensor, training=False))
         return model(tf.convert_to_tensor(chunk, model.inputs[0].dtype), training=False).numpy()
 
     keras_out = _in_chunks(run_keras, x, keras_batch or _KERAS_CHUNK, pad=keras_batch is not None)
