@@ -31,6 +31,7 @@ import sys
 from typing import Any
 
 import keras_bnn.legacy  # noqa: F401  (first: tf-keras as tf.keras)
+from keras_bnn import _compat
 import numpy as np
 import tensorflow as tf
 
@@ -393,7 +394,7 @@ def _copy_weights(source: Any, target: Any) -> None:
             continue
         # tf-keras' order of a trainable layer: trainable variables, then the others. A frozen Keras 3 layer marks
         # all its variables non-trainable, so the trainable ones are those it created as such.
-        created_trainable = {id(variable) for sublayer in layer._flatten_layers(include_self=True)
+        created_trainable = {id(variable) for sublayer in _compat.keras_sublayers(layer)
                              for variable in sublayer._trainable_variables}
         ordered = [variable for variable in layer.weights if id(variable) in created_trainable]
         ordered += [variable for variable in layer.weights if id(variable) not in created_trainable]
