@@ -174,3 +174,32 @@ def keras_sublayers(layer) -> list:
 def keras_tensor_layer(tensor):
     """The Keras 3 layer that made a symbolic ``KerasTensor`` (e.g. a model input's ``InputLayer``)."""
     return tensor._keras_history[0]
+
+
+def keras_inbound_nodes(operation, graph=None) -> list:
+    """The call nodes of a Keras 3 layer (``_inbound_nodes``), only those of `graph`'s (a Functional's) own graph
+    when `graph` is given (Keras 3 keeps one node list per layer across every model that calls it)."""
+    nodes = list(operation._inbound_nodes)
+    own = getattr(graph, "_nodes", None)
+    if own is None:
+        return nodes
+    from keras.src.ops.function import make_node_key
+
+    return [node for index, node in enumerate(nodes) if make_node_key(operation, index) in own]
+
+
+def keras_tensor_mask(tensor):
+    """The Keras mask a Keras 3 tensor carries (``_keras_mask``), or None."""
+    return getattr(tensor, "_keras_mask", None)
+
+
+def keras_created_trainable_variables(layer) -> list:
+    """The variables a Keras 3 layer created as trainable (``_trainable_variables``), frozen or not now."""
+    return list(layer._trainable_variables)
+
+
+def keras_functional_class() -> type:
+    """Keras 3's Functional model class (not exported by ``keras``)."""
+    from keras.src.models.functional import Functional
+
+    return Functional

@@ -304,7 +304,12 @@ def _find_layer(model: keras.Model, name: str) -> keras.layers.Layer:
     raise ValueError(f"No layer {name!r} in {model.name!r}.")
 
 
-def _keras_version(path: str) -> str:
+def saved_keras_version(path: str) -> str:
+    """The Keras version that wrote a ``.keras`` file (its metadata.json), "" when it does not say; "2.x" is tf-keras.
+
+    Raises:
+        zipfile.BadZipFile: the file is not a zip archive.
+    """
     with zipfile.ZipFile(path) as archive:
         try:
             return str(json.loads(archive.read("metadata.json")).get("keras_version", ""))
@@ -355,7 +360,7 @@ def load_larq_model(path: str | os.PathLike, *, safe_mode: bool = True) -> keras
     found = saving.code_carrying_layers(config)
     if found and safe_mode:
         raise saving._refusal(path, f"layer(s) {', '.join(found)} carry Python code", "load_larq_model")
-    if path.endswith(".keras") and not _keras_version(path).startswith("2."):
+    if path.endswith(".keras") and not saved_keras_version(path).startswith("2."):
         return keras.saving.load_model(path, compile=False, safe_mode=safe_mode)
     model = keras.saving.deserialize_keras_object(translate_config(config, path), safe_mode=safe_mode)
     import h5py

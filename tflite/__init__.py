@@ -13,8 +13,10 @@ verify them.
 Every function that takes flatbuffer bytes checks them first with one reader (`keras_bnn.tflite.flatbuffer`):
 bad bytes are a ``ValueError``, never a crash.
 
-For now the converter takes tf-keras (Keras 2) models, those of `keras_bnn.legacy`, larq and
-``keras_bnn.zoo.get(..., legacy=True)``; importing it selects tf-keras as ``tf.keras`` (see `keras_bnn.legacy`).
+`convert` takes a Keras 3 model (of `keras_bnn.layers` and Keras layers, trained on any backend; or the path of its
+``.keras`` file), which it rebuilds as the equivalent tf-keras model with the same weights (`keras3.to_tf_keras`),
+or a tf-keras (Keras 2) model of larq and `keras_bnn.legacy` layers directly; the rules rewrite that tf-keras model.
+Importing this package selects tf-keras as ``tf.keras`` (see `keras_bnn.legacy`).
 
 Example:
     >>> import keras_bnn.tflite, larq, numpy as np, tensorflow as tf

@@ -84,9 +84,9 @@ def load_keras3_model(path: str | os.PathLike) -> Any:
         raise FileNotFoundError(f"No such file: {path!r}")
     if not path.endswith(".keras"):
         raise ValueError(f"{path!r} is not a Keras 3 model file: expected a .keras file.")
-    from keras_bnn.larq_reader import _keras_version
+    from keras_bnn.larq_reader import saved_keras_version
 
-    if _keras_version(path).startswith("2."):  # saved by tf-keras: already the converter's kind of model
+    if saved_keras_version(path).startswith("2."):  # saved by tf-keras: already the converter's kind of model
         return tf.keras.models.load_model(path, compile=False, safe_mode=True)
     import keras
 
@@ -360,12 +360,7 @@ def _own_nodes(parent: Any, operation: Any) -> list:
     """The nodes of `operation` that belong to `parent`'s graph, in the order Keras 3's config lists them."""
     if operation is None:
         return []
-    own = getattr(parent, "_nodes", None)
-    if own is None:
-        return list(operation._inbound_nodes)
-    from keras.src.ops.function import make_node_key
-
-    return [node for index, node in enumerate(operation._inbound_nodes) if make_node_key(operation, index) in own]
+    return _compat.keras_inbound_nodes(operation, parent)
 
 
 def _implicit_mask(node: Any) -> bool:
@@ -374,7 +369,7 @@ def _implicit_mask(node: Any) -> bool:
     if node is None:
         return False
     args, kwargs = node.arguments.args, node.arguments.kwargs
-    return bool(args) and kwargs.get("mask") is getattr(args[0], "_keras_mask", None)
+    return bool(args) and kwargs.get("mask") is _compat.keras_tensor_mask(args[0])
 
 
 def keras_ops() -> Any:
@@ -395,7 +390,7 @@ def _copy_weights(source: Any, target: Any) -> None:
         # tf-keras' order of a trainable layer: trainable variables, then the others. A frozen Keras 3 layer marks
         # all its variables non-trainable, so the trainable ones are those it created as such.
         created_trainable = {id(variable) for sublayer in _compat.keras_sublayers(layer)
-                             for variable in sublayer._trainable_variables}
+                             for variable in _compat.keras_created_trainable_variables(sublayer)}
         ordered = [variable for variable in layer.weights if id(variable) in created_trainable]
         ordered += [variable for variable in layer.weights if id(variable) not in created_trainable]
         values = [keras_ops().convert_to_numpy(variable.value) for variable in ordered]
@@ -432,9 +427,7 @@ def to_tf_keras(model: Any) -> tf.keras.Model:
     """
     if not is_keras3_model(model):
         raise TypeError(f"to_tf_keras() needs a Keras 3 keras.Model, got {type(model).__name__}")
-    from keras.src.models.functional import Functional
-
-    if not isinstance(model, (Functional, sys.modules["keras"].Sequential)):
+    if not isinstance(model, (_compat.keras_functional_class(), sys.modules["keras"].Sequential)):
         raise TypeError(f"model {model.name!r} is a subclassed Keras 3 model ({type(model).__name__}); the converter "
                         "needs its layer graph: build it as a Functional or Sequential model.")
     if not model.built:

@@ -22,16 +22,39 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _saved_by_keras3(path: str) -> bool:
+    """Whether `path` is a ``.keras`` file that Keras 3 wrote (any backend's)."""
+    import zipfile
+
+    from keras_bnn.larq_reader import saved_keras_version
+
+    if not (path.endswith(".keras") and zipfile.is_zipfile(path)):
+        return False
+    return not saved_keras_version(path).startswith("2.")
+
+
+def _load_keras3(path: str, *, unsafe: bool):
+    """A Keras 3 ``.keras`` file, in Keras' safe mode unless `unsafe` (the converter rebuilds it for tf-keras)."""
+    import keras
+
+    import keras_bnn.layers  # noqa: F401  (registers keras_bnn's classes)
+    import keras_bnn.training  # noqa: F401
+
+    return keras.saving.load_model(path, compile=False, safe_mode=not unsafe)
+
+
 def load_model(source: str, *, unsafe: bool = False):
     """A Keras model from a saved file/directory (code in it refused unless `unsafe`), or a zoo model by name (a
     language model as its one-step model)."""
-    import keras_bnn  # noqa: F401  (selects tf-keras before TensorFlow is imported)
+    import keras_bnn.legacy  # noqa: F401  (first: selects tf-keras)
     import keras_bnn.tflite.forms  # noqa: F401  (the inference forms, should a saved model hold them)
 
     if os.path.exists(source):
         from keras_bnn.saving import load_model as load_saved
 
         try:
+            if _saved_by_keras3(source):
+                return _load_keras3(source, unsafe=unsafe)
             return load_saved(source, safe_mode=not unsafe)
         except Exception as error:  # noqa: BLE001  (Keras raises many types for unreadable files)
             raise CommandError(f"cannot load Keras model {source!r}: {one_line(error)}") from error
@@ -143,7 +166,7 @@ def _convert(args: argparse.Namespace) -> int:
 def _inspect(args: argparse.Namespace) -> int:
     if not os.path.isfile(args.flatbuffer):
         raise CommandError(f"no such file: {args.flatbuffer!r}", EXIT_USAGE)
-    import keras_bnn  # noqa: F401
+    import keras_bnn.legacy  # noqa: F401  (first: selects tf-keras)
     from keras_bnn.tflite import inspect
 
     try:

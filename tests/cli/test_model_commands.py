@@ -137,3 +137,22 @@ def test_bench_prints_every_file_of_a_zoo_model(capsys):
     assert main(["bench", "binary_gru_lm.tiny_shakespeare", "--examples", "10", "--runs", "3"]) == 0
     table = capsys.readouterr().out
     assert "not lowered" in table and "lce indirect" in table  # the GRU LM has no int8 lowering; LCE runs it
+
+
+def test_convert_a_keras3_file(tmp_path, capsys):
+    """A .keras file that Keras 3 wrote (here on TensorFlow; tests/tflite/test_keras3.py covers JAX and PyTorch files)
+    converts through the CLI, bitpacked."""
+    import keras
+
+    import keras_bnn.layers
+
+    binary = dict(input_quantizer="ste_sign", kernel_quantizer="ste_sign", kernel_constraint="weight_clip")
+    model = keras.Sequential([keras.Input((8, 8, 32)),
+                              keras_bnn.layers.QuantConv2D(32, 3, padding="same", pad_values=1.0, **binary),
+                              keras.layers.Flatten(), keras_bnn.layers.QuantDense(10, **binary)])
+    path = tmp_path / "keras3.keras"
+    model.save(path)
+    output = tmp_path / "keras3.tflite"
+    assert main(["convert", str(path), "-o", str(output), "--report", "--batch-size", "1", "--strict"]) == 0
+    out = capsys.readouterr().out
+    assert "0 binary layer(s) not bitpacked" in out and "LceBconv2d" in out and "FULLY_CONNECTED" not in out
