@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import keras_bnn  # (first: selects tf-keras)
+import keras_bnn.legacy  # noqa: F401  (first: selects tf-keras)
 import keras_bnn.zoo
 import larq
 import tensorflow as tf

@@ -1,14 +1,16 @@
 """`make demo`: the main job end to end on real MNIST.
 
-Trains a small binary CNN on MNIST (read through keras_bnn.datasets, tfds underneath), prints its test accuracy
-and `larq.models.summary`, converts it with `keras_bnn.tflite.convert` to a bitpacked Larq Compute Engine
-flatbuffer, runs that flatbuffer in LCE's interpreter on the whole test set, prints its size and the Keras/LCE
+Trains a small binary CNN (Keras 3 and keras_bnn.layers, on the backend KERAS_BACKEND names: TensorFlow by default,
+JAX or PyTorch) on MNIST (read through keras_bnn.datasets, tfds underneath), prints its test accuracy and
+`keras_bnn.models.summary` (larq's table), converts it with `keras_bnn.tflite.convert` (on TensorFlow, in the same
+run) to a bitpacked Larq Compute Engine flatbuffer, runs that flatbuffer in LCE's interpreter on the whole test set, prints its size and the Keras/LCE
 agreement; then converts it to the portable int8 file (``kernels="int8"``: builtin TFLite ops only, calibrated on
 500 training images), runs that in LiteRT (the stock TFLite runtime) on the whole test set and prints its size and
 agreement, and the same for an int8 file whose classifier stays float32 (``head="float"``); and writes
 benchmarks/results/demo.json.
 
-Run: `make demo` (or `.venv/bin/python benchmarks/demo.py --epochs 6 --seed 1`).
+Run: `make demo` (or `.venv/bin/python benchmarks/demo.py --epochs 6 --seed 1`; `KERAS_BACKEND=jax make demo` trains
+on JAX).
 """
 
 from __future__ import annotations
@@ -19,15 +21,37 @@ import pathlib
 import sys
 import time
 
-import keras_bnn.legacy  # noqa: F401  (first: selects tf-keras)
-import keras_bnn.tflite
-import larq
+import keras_bnn.tflite  # first: the converter selects tf-keras for its own use before TensorFlow is imported
+import keras
+import keras_bnn.datasets
+import keras_bnn.layers
+import keras_bnn.models
 import numpy as np
-import tensorflow as tf
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from _machine import RESULTS, machine_info  # noqa: E402
-from _models import conv_bnn as build_model  # noqa: E402
+
+BINARY = dict(input_quantizer="ste_sign", kernel_quantizer="ste_sign", kernel_constraint="weight_clip")
+
+
+def build_model() -> keras.Model:
+    """larq's MNIST tutorial layout on Keras 3: 3 binary convs + 2 binary dense layers."""
+    def norm() -> keras.layers.Layer:
+        # momentum 0.9: the moving statistics follow the weight flips of the last epoch (see the README).
+        return keras.layers.BatchNormalization(momentum=0.9, scale=False)
+
+    return keras.Sequential([
+        keras.Input((28, 28, 1), name="image"),
+        keras_bnn.layers.QuantConv2D(32, 3, use_bias=False, **dict(BINARY, input_quantizer=None)),
+        keras.layers.MaxPool2D(2), norm(),
+        keras_bnn.layers.QuantConv2D(64, 3, use_bias=False, **BINARY),
+        keras.layers.MaxPool2D(2), norm(),
+        keras_bnn.layers.QuantConv2D(64, 3, use_bias=False, **BINARY), norm(),
+        keras.layers.Flatten(),
+        keras_bnn.layers.QuantDense(64, use_bias=False, **BINARY), norm(),
+        keras_bnn.layers.QuantDense(10, use_bias=False, **BINARY), norm(),
+        keras.layers.Activation("softmax"),
+    ], name="conv_bnn")
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -39,7 +63,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--output", default=str(RESULTS / "demo.json"))
     args = parser.parse_args(argv)
 
-    tf.keras.utils.set_random_seed(args.seed)
+    keras.utils.set_random_seed(args.seed)
+    print(f"Keras {keras.__version__} on the {keras.backend.backend()} backend")
     # Raw pixels (0..255), as the zoo's image models take them: integers that the int8 file's input represents
     # exactly (pixels scaled to [-1, 1] fall between int8 steps, so int8 would round them before the first sign).
     x_train, y_train = keras_bnn.datasets.load_images("mnist", "train")
@@ -48,37 +73,41 @@ def main(argv: list[str] | None = None) -> dict:
 
     model = build_model()
     steps = args.epochs * int(np.ceil(len(x_train) / args.batch_size))
-    schedule = tf.keras.optimizers.schedules.CosineDecay(args.learning_rate, steps)
-    model.compile(tf.keras.optimizers.Adam(schedule), "sparse_categorical_crossentropy", ["accuracy"])
+    schedule = keras.optimizers.schedules.CosineDecay(args.learning_rate, steps)
+    model.compile(optimizer=keras.optimizers.Adam(schedule), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
     start = time.perf_counter()
     model.fit(x_train, y_train, batch_size=args.batch_size, epochs=args.epochs, verbose=1)
     train_seconds = time.perf_counter() - start
     _, test_accuracy = model.evaluate(x_test, y_test, batch_size=500, verbose=0)
-    larq.models.summary(model)
+    keras_bnn.models.summary(model)
     print(f"Keras test accuracy: {test_accuracy:.4f} after {args.epochs} epochs ({train_seconds:.0f} s)")
 
-    # LCE fixes the batch size at conversion: convert a batch-100 copy carrying the trained weights.
-    inference_model = build_model(batch_size=100)
-    inference_model.set_weights(model.get_weights())
-    flatbuffer = keras_bnn.tflite.convert(inference_model)
+    # LCE fixes the batch size at conversion: the files take batches of 100. The Keras 3 model (any backend's) is
+    # rebuilt for the converter as the same tf-keras model with the same weights.
+    inference_model = model
+    flatbuffer = keras_bnn.tflite.convert(inference_model, batch_size=100)
     report = keras_bnn.tflite.inspect(flatbuffer)
     print(report)
     verification = keras_bnn.tflite.verify(inference_model, flatbuffer, x_test)
     print(verification)
 
-    int8 = keras_bnn.tflite.convert(inference_model, kernels="int8", representative_data=x_train[:500])
+    int8 = keras_bnn.tflite.convert(inference_model, kernels="int8", batch_size=100,
+                                    representative_data=x_train[:500])
     int8_verification = keras_bnn.tflite.verify(inference_model, int8, x_test, runtime="litert")
     print(keras_bnn.tflite.inspect(int8))
     print(int8_verification)
     # The same with the classifier (last dense layer and what follows) kept in float32: the binary layers are
     # exact in int8, so what the int8 file loses is the rounding of the logits.
-    int8_float_head = keras_bnn.tflite.convert(inference_model, kernels="int8", head="float",
+    int8_float_head = keras_bnn.tflite.convert(inference_model, kernels="int8", head="float", batch_size=100,
                                                representative_data=x_train[:500])
     float_head_verification = keras_bnn.tflite.verify(inference_model, int8_float_head, x_test, runtime="litert")
     print(float_head_verification)
 
     result = {
         "dataset": "mnist",
+        "keras": keras.__version__,
+        "backend": keras.backend.backend(),
         "epochs": args.epochs,
         "seed": args.seed,
         "train_seconds": round(train_seconds, 1),
