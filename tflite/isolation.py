@@ -1,53 +1,70 @@
 """Run a native converter step in a child process, so that its crash is an exception, not a dead interpreter.
 
 TensorFlow's and LCE's MLIR converters are C++: a bug in them (a segmentation fault, an ``abort()``) would kill the
-Python process that called them. :func:`run_isolated` runs one such call in a fresh ``python`` process (its
-arguments pickled to a temporary folder, its bytes read back): a child that dies by a signal becomes a
-:class:`ConverterCrashError` naming the signal, the target and the model, with the child's stderr tail; a Python
-exception in the child is raised again in the caller (its own type when it can be pickled, else a RuntimeError
-with its text). :func:`lce_convert_keras_model` is ``larq_compute_engine.convert_keras_model`` with its native
-steps run this way (same bytes; about 3-5 s more per conversion, for the child's imports).
+Python process that called them. :func:`run_isolated` runs one such call in a worker process instead (its
+arguments and result pickled through the worker's pipes): a worker that dies by a signal becomes a
+:class:`ConverterCrashError` naming the signal, the target and the model, with the tail of what the worker wrote to
+stderr during that call; a Python exception in the worker is raised again in the caller (its own type when it can
+be pickled, else a RuntimeError with its text). :func:`lce_convert_keras_model` is
+``larq_compute_engine.convert_keras_model`` with its native steps run this way (same bytes).
+
+One worker (``keras_bnn/tflite/_conversion_worker.py``) serves every conversion of the calling process: started on
+first use (it imports TensorFlow and LCE once, a few seconds), kept between conversions (then isolation costs
+little more than the pickling), started again after it dies (the conversion that killed it gets the error, the next
+one a fresh worker), and stopped at interpreter exit (or by :func:`shutdown_worker`). :func:`worker_pid` tells
+which process it is. A process forked from the caller starts its own worker. Each request carries the caller's
+environment as it is at that moment (the worker's ``os.environ`` is set to it; ``TF_USE_LEGACY_KERAS=1`` is forced).
 
 ``KERAS_BNN_CONVERTER_ISOLATION=0`` runs the native steps in the calling process instead (LCE's own function: faster,
 but a crash there kills the process).
 
-Test hook: when the environment variable ``KERAS_BNN_CONVERTER_CRASH`` is ``"abort"`` (or ``"segfault"``), the child
-calls ``os.abort()`` (or sends itself SIGSEGV) instead of converting: the way to check that a crash reaches the
-caller as a :class:`ConverterCrashError`.
+Test hook: when the environment variable ``KERAS_BNN_CONVERTER_CRASH`` is ``"abort"`` (or ``"segfault"``) at the
+time of a call, the worker calls ``os.abort()`` (or sends itself SIGSEGV) instead of converting: the way to check
+that a crash reaches the caller as a :class:`ConverterCrashError`.
 
 Example:
-    >>> from keras_bnn.tflite.isolation import run_isolated
+    >>> from keras_bnn.tflite.isolation import run_isolated, worker_pid
     >>> run_isolated("zlib:compress", (b"bnn",), target="demo", model_name="none")[:2]
     b'x\\x9c'
+    >>> worker_pid() == worker_pid() is not None
+    True
 """
 
 from __future__ import annotations
 
-import importlib
+import atexit
+import io
 import os
 import pickle
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import warnings
 from typing import Any
 
-__all__ = ["CRASH_VARIABLE", "ISOLATION_VARIABLE", "ConverterCrashError", "lce_convert_keras_model", "run_isolated"]
+from keras_bnn.tflite._conversion_worker import receive, send
+
+__all__ = ["CRASH_VARIABLE", "ISOLATION_VARIABLE", "ConverterCrashError", "lce_convert_keras_model", "run_isolated",
+           "shutdown_worker", "worker_pid"]
 
 CRASH_VARIABLE = "KERAS_BNN_CONVERTER_CRASH"
 ISOLATION_VARIABLE = "KERAS_BNN_CONVERTER_ISOLATION"
 _STDERR_TAIL = 4000
+_WORKER_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_conversion_worker.py")
+_LCE_CONVERTER = "larq_compute_engine.mlir.python.converter"
 
 
 class ConverterCrashError(RuntimeError):
     """The native converter died (a signal such as SIGSEGV or SIGABRT) instead of returning or raising.
 
     Attributes:
-        signal_name: e.g. ``"SIGSEGV"`` (or ``"exit status N"`` when the child exited without an answer).
+        signal_name: e.g. ``"SIGSEGV"`` (or ``"exit status N"`` when the worker exited without an answer).
         target: what was being made (``"lce"``, ...).
         model_name: the Keras model's name.
-        stderr_tail: the last lines the child wrote to stderr (the native error, when it printed one).
+        stderr_tail: the last lines the worker wrote to stderr during the call (the native error, when it printed
+            one).
     """
 
     def __init__(self, signal_name: str, target: str, model_name: str, stderr_tail: str):
@@ -65,64 +82,171 @@ def _signal_name(returncode: int) -> str:
     return f"exit status {returncode}"
 
 
+class _Worker:
+    """One running ``_conversion_worker.py``: its process, its pipes, and the file its stderr goes to."""
+
+    def __init__(self, preload: tuple[str, ...]):
+        descriptor, path = tempfile.mkstemp(prefix="keras_bnn_converter_", suffix=".stderr")
+        os.close(descriptor)
+        self.stderr = open(path, "a+b")  # append mode: the worker writes at the end after each truncation
+        os.unlink(path)
+        env = dict(os.environ, TF_USE_LEGACY_KERAS="1")
+        self.process = subprocess.Popen([sys.executable, _WORKER_SCRIPT, *preload], env=env, stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE, stderr=self.stderr)
+        self.owner = os.getpid()
+
+    def alive(self) -> bool:
+        return self.owner == os.getpid() and self.process.poll() is None
+
+    def call(self, request: bytes, target: str, model_name: str) -> tuple[bool, Any]:
+        """Send one pickled request and return the answer; a dead worker is a ConverterCrashError."""
+        os.ftruncate(self.stderr.fileno(), 0)
+        try:
+            self.process.stdin.write(request)
+            self.process.stdin.flush()
+            return receive(self.process.stdout)
+        except (EOFError, BrokenPipeError):
+            returncode = self.process.wait()
+            raise ConverterCrashError(_signal_name(returncode), target, model_name, self.stderr_tail()) from None
+
+    def stderr_tail(self) -> str:
+        size = os.fstat(self.stderr.fileno()).st_size
+        tail = os.pread(self.stderr.fileno(), min(size, _STDERR_TAIL), max(0, size - _STDERR_TAIL))
+        return tail.decode("utf-8", "replace")
+
+    def close(self, wait: float = 10.0) -> None:
+        """End the worker: close its stdin (it exits after the request in hand), kill it if it lingers."""
+        for pipe in (self.process.stdin, self.process.stdout):
+            try:
+                pipe.close()
+            except OSError:
+                pass
+        try:
+            self.process.wait(timeout=wait)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.stderr.close()
+
+    def forget(self) -> None:
+        """In a forked child: drop the inherited pipe ends without touching the parent's worker."""
+        for file in (self.process.stdin, self.process.stdout, self.stderr):
+            try:
+                os.close(file.fileno())
+            except OSError:
+                pass
+        self.process.returncode = 0  # not this process's child: nothing to wait for
+        _forgotten.append(self)  # kept forever: their file objects must never close those (reused) numbers again
+
+
+_lock = threading.Lock()
+_worker: _Worker | None = None
+_forgotten: list[_Worker] = []  # a forked child's inherited workers (see _Worker.forget)
+
+
+def _running_worker(preload: tuple[str, ...] = ()) -> _Worker:
+    """The worker (started if there is none, or the last one died); call with ``_lock`` held."""
+    global _worker
+    if _worker is not None and not _worker.alive():
+        if _worker.owner == os.getpid():
+            _worker.close(wait=0.0)
+        _worker = None
+    if _worker is None:
+        _worker = _Worker(preload)
+    return _worker
+
+
+def worker_pid() -> int | None:
+    """The process id of this process's converter worker, or None when none is running.
+
+    Example:
+        >>> shutdown_worker()
+        >>> worker_pid() is None
+        True
+    """
+    with _lock:
+        return _worker.process.pid if _worker is not None and _worker.alive() else None
+
+
+def shutdown_worker() -> None:
+    """Stop this process's converter worker (the next conversion starts a new one); done at interpreter exit.
+
+    Example:
+        >>> shutdown_worker()
+        >>> worker_pid() is None
+        True
+    """
+    global _worker
+    with _lock:
+        if _worker is not None and _worker.owner == os.getpid():
+            _worker.close()
+        _worker = None
+
+
+def _after_fork_in_child() -> None:
+    global _lock, _worker
+    _lock = threading.Lock()
+    if _worker is not None:
+        _worker.forget()
+    _worker = None
+
+
+atexit.register(shutdown_worker)
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def run_isolated(function: str, args: tuple = (), kwargs: dict | None = None, *, target: str,
                  model_name: str) -> Any:
-    """Call ``function(*args, **kwargs)`` in a fresh Python process and return its (picklable) result.
+    """Call ``function(*args, **kwargs)`` in the converter worker process and return its (picklable) result.
 
     Args:
-        function: ``"module:name"`` of the function, importable in the child.
+        function: ``"module:name"`` of the function, importable in the worker.
         args, kwargs: its arguments (picklable).
-        target, model_name: named by the error if the child crashes.
+        target, model_name: named by the error if the worker crashes.
 
     Returns:
         What the function returned.
 
     Raises:
-        ConverterCrashError: the child died by a signal, or exited without an answer.
+        ConverterCrashError: the worker died by a signal, or exited without an answer (the next call starts a new
+            worker).
         Exception: what the function raised (its own type when it pickles, else a RuntimeError with its text).
     """
-    with tempfile.TemporaryDirectory(prefix="keras_bnn_convert_") as folder:
-        with open(os.path.join(folder, "job.pkl"), "wb") as file:
-            pickle.dump((function, tuple(args), dict(kwargs or {})), file)
-        env = dict(os.environ, TF_USE_LEGACY_KERAS="1")
-        process = subprocess.run([sys.executable, __file__, folder], env=env, stdout=subprocess.DEVNULL,
-                                 stderr=subprocess.PIPE, check=False)
-        stderr_tail = process.stderr.decode("utf-8", "replace")[-_STDERR_TAIL:]
-        answer = os.path.join(folder, "answer.pkl")
-        if process.returncode != 0 or not os.path.exists(answer):
-            raise ConverterCrashError(_signal_name(process.returncode), target, model_name, stderr_tail)
-        with open(answer, "rb") as file:
-            ok, value = pickle.load(file)
+    message = (function, tuple(args), dict(kwargs or {}), dict(os.environ, TF_USE_LEGACY_KERAS="1"),
+               os.environ.get(CRASH_VARIABLE, ""))
+    with _lock:
+        worker = _running_worker()
+        request = io.BytesIO()
+        send(request, message)  # pickled here: an unpicklable argument fails before the worker sees it
+        try:
+            ok, value = worker.call(request.getvalue(), target, model_name)
+        except BaseException:  # a crash, or an interrupt mid-exchange: this worker's pipes are out of step
+            _discard(worker)
+            raise
     if ok:
         return value
     raise value
 
 
-def _child(folder: str) -> None:
-    """The child's side: run the job, write ``(True, result)`` or ``(False, exception)``."""
-    with open(os.path.join(folder, "job.pkl"), "rb") as file:
-        function, args, kwargs = pickle.load(file)
-    crash = os.environ.get(CRASH_VARIABLE, "")
-    if crash == "abort":
-        os.abort()
-    if crash == "segfault":
-        os.kill(os.getpid(), signal.SIGSEGV)
-    module, name = function.split(":")
-    try:
-        answer = (True, getattr(importlib.import_module(module), name)(*args, **kwargs))
-    except Exception as error:  # noqa: BLE001  (handed to the caller)
-        try:
-            pickle.loads(pickle.dumps(error))
-        except Exception:  # noqa: BLE001
-            error = RuntimeError(f"{type(error).__name__}: {error}")
-        answer = (False, error)
-    with open(os.path.join(folder, "answer.pkl"), "wb") as file:
-        pickle.dump(answer, file)
+def _discard(worker: _Worker) -> None:
+    global _worker
+    if worker.process.poll() is None:
+        worker.process.kill()
+    worker.close(wait=10.0)
+    if _worker is worker:
+        _worker = None
+
+
+def _start_worker_early() -> None:
+    """Start the worker now, importing LCE's converter, so that its imports overlap the caller's model saving."""
+    with _lock:
+        _running_worker((_LCE_CONVERTER,))
 
 
 def lce_convert_keras_model(model, *, target: str = "arm", inference_input_type=None, inference_output_type=None,
                             experimental_default_int8_range=None) -> bytes:
-    """``larq_compute_engine.convert_keras_model(model, ...)`` with the native conversion in a child process.
+    """``larq_compute_engine.convert_keras_model(model, ...)`` with the native conversion in the worker process.
 
     As LCE does: the model is saved as a SavedModel and that is converted; if that fails (an exception, not a
     crash), the model's frozen graph is converted instead. Same bytes as LCE's own function.
@@ -139,6 +263,7 @@ def lce_convert_keras_model(model, *, target: str = "arm", inference_input_type=
     lce_converter._validate_options(**options)
     if os.environ.get(ISOLATION_VARIABLE, "1") == "0":
         return lce_converter.convert_keras_model(model, **options)
+    _start_worker_early()
     try:
         with tempfile.TemporaryDirectory(prefix="keras_bnn_saved_model_") as saved_model_dir:
             model.save(saved_model_dir, save_format="tf")
@@ -183,7 +308,3 @@ def _lce_convert_graph(model, lce_converter, options: dict) -> bytes:
             inference_output_type=options["inference_output_type"])
     return flatbuffer
 
-
-if __name__ == "__main__":
-    del sys.path[0]  # this file's folder (keras_bnn.tflite's modules) must not shadow top-level packages
-    _child(sys.argv[1])

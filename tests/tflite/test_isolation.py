@@ -1,4 +1,7 @@
-"""The native converter runs in a child process: its crash is a ConverterCrashError, the caller lives on.
+"""The native converter runs in a worker process: its crash is a ConverterCrashError, the caller lives on.
+
+One worker serves every conversion of a process (same pid, same bytes), a crash costs only that conversion (the
+next one gets a new worker), a forked process gets its own worker, and each request sees the caller's environment.
 
 Also: larq-zoo's DoReFaNet pattern (2-bit DoReFa inputs, a sign kernel quantizer with a custom gradient) converts,
 and a float matmul with a binary kernel of more than 2**25 weights (on which LCE's converter crashes) is refused
@@ -15,7 +18,8 @@ import pytest
 import tensorflow as tf
 
 from keras_bnn.tflite import ConverterCrashError, convert
-from keras_bnn.tflite.isolation import CRASH_VARIABLE, lce_convert_keras_model, run_isolated
+from keras_bnn.tflite.isolation import (CRASH_VARIABLE, lce_convert_keras_model, run_isolated, shutdown_worker,
+                                       worker_pid)
 
 
 def magnitude_aware_sign_unclipped(x):
@@ -62,6 +66,22 @@ def test_same_bytes_as_lce_in_process():
     assert lce_convert_keras_model(model) == lce.convert_keras_model(model)
 
 
+def test_conversions_reuse_one_worker():
+    shutdown_worker()
+    assert worker_pid() is None
+    model = _binary_cnn()
+    first = lce_convert_keras_model(model)
+    pid = worker_pid()
+    assert pid is not None and pid != os.getpid()
+    assert lce_convert_keras_model(model) == first
+    assert worker_pid() == pid
+    assert run_isolated("os:getpid", target="demo", model_name="none") == pid
+    shutdown_worker()
+    assert worker_pid() is None
+    with pytest.raises(ProcessLookupError):  # the worker process has ended (and was reaped)
+        os.kill(pid, 0)
+
+
 def test_dorefanet_pattern_converts():
     flatbuffer = convert(_dorefa_net())
     assert flatbuffer[4:8] == b"TFL3"
@@ -79,16 +99,52 @@ def test_large_binary_float_matmul_is_refused_before_the_converter():
 @pytest.mark.parametrize("crash, signal_name", [("abort", "SIGABRT"), ("segfault", "SIGSEGV")])
 def test_a_crash_in_the_converter_is_an_error(monkeypatch, crash, signal_name):
     model = _binary_cnn()
-    monkeypatch.setenv(CRASH_VARIABLE, crash)
+    expected = convert(model)
+    crashed_pid = worker_pid()
+    monkeypatch.setenv(CRASH_VARIABLE, crash)  # read per conversion: the running worker gets it with the request
     with pytest.raises(ConverterCrashError, match=f"'lce'.*{signal_name}.*'tiny_bnn'") as error:
         convert(model)
     assert isinstance(error.value, RuntimeError)
     assert (error.value.signal_name, error.value.target, error.value.model_name) == (signal_name, "lce", "tiny_bnn")
+    assert "Fatal Python error" in error.value.stderr_tail  # the worker's stderr, during this conversion
+    assert worker_pid() is None
+    with pytest.raises(ProcessLookupError):
+        os.kill(crashed_pid, 0)
     monkeypatch.delenv(CRASH_VARIABLE)
-    assert convert(model)[4:8] == b"TFL3"  # this process lives on, and converts
+    assert convert(model) == expected  # this process lives on, and converts, the same bytes
+    assert worker_pid() not in (None, crashed_pid)  # in a new worker
 
 
 def test_an_exception_in_the_child_is_raised_as_it_is():
     with pytest.raises(json.JSONDecodeError):
         run_isolated("json:loads", ("{",), target="demo", model_name="none")
     assert run_isolated("os.path:join", ("a", "b"), target="demo", model_name="none") == os.path.join("a", "b")
+
+
+def test_each_request_sees_the_callers_environment(monkeypatch):
+    monkeypatch.setenv("KERAS_BNN_TEST_VALUE", "one")
+    assert run_isolated("os:getenv", ("KERAS_BNN_TEST_VALUE",), target="demo", model_name="none") == "one"
+    pid = worker_pid()
+    monkeypatch.setenv("KERAS_BNN_TEST_VALUE", "two")
+    assert run_isolated("os:getenv", ("KERAS_BNN_TEST_VALUE",), target="demo", model_name="none") == "two"
+    assert worker_pid() == pid
+
+
+def test_a_forked_process_gets_its_own_worker():
+    assert run_isolated("os:getppid", target="demo", model_name="none") == os.getpid()
+    parent_worker = worker_pid()
+    read_end, write_end = os.pipe()
+    child = os.fork()
+    if child == 0:  # the forked process: its worker is its own child, and it leaves the parent's worker alone
+        try:
+            mine = run_isolated("os:getppid", target="demo", model_name="none") == os.getpid()
+            os.write(write_end, json.dumps([mine, worker_pid() != parent_worker]).encode())
+            shutdown_worker()
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end) as answer:
+        assert json.loads(answer.read()) == [True, True]
+    os.waitpid(child, 0)
+    assert worker_pid() == parent_worker
+    assert run_isolated("os:getppid", target="demo", model_name="none") == os.getpid()
