@@ -1,4 +1,7 @@
-"""Argument and input checks shared across keras_bnn: clear errors that name the argument and the bad value."""
+"""Argument and input checks shared across keras_bnn: clear errors that name the argument and the bad value.
+
+TensorFlow is imported only by `check_input_rank` (the tf-keras layers' check), so the Keras 3 layers can use the
+rest on every backend."""
 
 from __future__ import annotations
 
@@ -6,7 +9,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import tensorflow as tf
 
 
 def check_positive_int(name: str, value: Any, *, allow_none: bool = False) -> int | None:
@@ -33,7 +35,7 @@ def check_fraction(name: str, value: Any, *, high_inclusive: bool = False) -> fl
     return float(value)
 
 
-def check_input_rank(layer_name: str, input_shape: tf.TensorShape, rank: int, meaning: str) -> None:
+def check_input_rank(layer_name: str, input_shape: Any, rank: int, meaning: str) -> None:
     """Raise ValueError unless `input_shape` has exactly `rank` dimensions.
 
     Args:
@@ -42,6 +44,8 @@ def check_input_rank(layer_name: str, input_shape: tf.TensorShape, rank: int, me
         rank: Expected number of dimensions, batch included.
         meaning: What the dimensions are, e.g. "(batch, height, width, channels)".
     """
+    import tensorflow as tf
+
     input_shape = tf.TensorShape(input_shape)
     if input_shape.rank != rank:
         raise ValueError(

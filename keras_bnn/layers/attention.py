@@ -34,7 +34,7 @@ from keras import ops
 
 from keras_bnn import constraints as bnn_constraints
 from keras_bnn import quantizers as bnn_quantizers
-from keras_bnn.layers._arguments import check_fraction, check_positive_int
+from keras_bnn._validation import check_fraction, check_positive_int
 from keras_bnn.layers.quantized import QuantDense
 from keras_bnn.layers.quantized_base import _resolve
 from keras_bnn.quantizers.base import PACKAGE, clipped_gradient, sign, straight_through

@@ -28,7 +28,7 @@ import keras
 from keras import ops
 
 from keras_bnn import quantizers as bnn_quantizers
-from keras_bnn.layers._arguments import check_fraction, check_positive_int
+from keras_bnn._validation import check_fraction, check_positive_int
 from keras_bnn.layers.quantized_base import QuantizerBase, _resolve
 from keras_bnn.quantizers.base import PACKAGE
 
