@@ -11,7 +11,7 @@ from keras import ops
 
 from keras_bnn.layers import BinaryMultiHeadAttention, attention_macs, binary_step
 from tests.larq_reference import run_larq
-from tests.quantizers.conftest import value_and_gradients
+from tests.gradients import value_and_gradients
 
 FLOAT = dict(input_quantizer=None, kernel_quantizer=None, query_quantizer=None, key_quantizer=None,
              value_quantizer=None)

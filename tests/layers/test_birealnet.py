@@ -13,7 +13,7 @@ from keras import ops
 from keras_bnn import quantizers
 from keras_bnn.layers import BiRealConv2D
 from tests.larq_reference import run_larq
-from tests.layers.gradients import layer_gradients
+from tests.gradients import layer_gradients
 
 # case -> (keyword arguments, input shape)
 CASES = {

@@ -10,7 +10,7 @@ import pytest
 
 from keras_bnn import layers
 from tests.larq_reference import run_larq
-from tests.layers.gradients import layer_gradients
+from tests.gradients import layer_gradients
 
 BINARY = {"input_quantizer": "ste_sign", "kernel_quantizer": "ste_sign", "kernel_constraint": "weight_clip"}
 SEPARABLE = {"input_quantizer": "ste_sign", "depthwise_quantizer": "ste_sign", "pointwise_quantizer": "ste_sign"}

@@ -12,7 +12,7 @@ from keras import ops
 
 from keras_bnn.layers import BinaryGRU, BinaryGRUCell, variable_precision
 from tests.larq_reference import run_larq
-from tests.quantizers.conftest import value_and_gradients
+from tests.gradients import value_and_gradients
 
 FLOAT = dict(input_quantizer=None, recurrent_input_quantizer=None, kernel_quantizer=None,
              recurrent_kernel_quantizer=None)

@@ -12,7 +12,7 @@ from keras import ops
 
 from keras_bnn.layers import AddPositions, BinaryTransformerEncoder
 from tests.larq_reference import run_larq
-from tests.quantizers.conftest import value_and_gradients
+from tests.gradients import value_and_gradients
 
 ZOO_WEIGHTS = pathlib.Path(__file__).resolve().parents[2] / "zoo" / "weights" / "binary_transformer.sst2.npz"
 FLOAT = dict(input_quantizer=None, kernel_quantizer=None, kernel_constraint=None, query_quantizer=None,
